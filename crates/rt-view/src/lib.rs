@@ -1,0 +1,23 @@
+#![doc = include_str!("../README.md")]
+
+pub mod cpu;
+mod dtype;
+mod error;
+pub mod layout;
+mod owned;
+pub mod threads;
+mod view;
+mod view_mut;
+
+#[cfg(feature = "python")]
+pub mod python;
+
+pub use dtype::{Bool, DType, Element};
+pub use error::{Result, ViewError};
+pub use layout::Layout;
+pub use owned::{ALIGNMENT, OwnedTensor};
+pub use view::{Lane, TensorView};
+pub use view_mut::TensorViewMut;
+
+/// Re-exported so that [`dispatch_dtype!`] and users name the same 16-bit float types.
+pub use half;
