@@ -59,6 +59,33 @@ pub fn contiguous_strides(shape: &[usize]) -> Option<Vec<isize>> {
     Some(strides)
 }
 
+/// True when `shape` and `strides` describe row-major elements without gaps. Dimensions
+/// of extent 1 may have any stride, as in torch; an empty shape is contiguous.
+pub fn is_contiguous(shape: &[usize], strides: &[isize]) -> bool {
+    if shape.contains(&0) {
+        return true;
+    }
+    let mut expected: isize = 1;
+    for (&n, &s) in shape.iter().zip(strides).rev() {
+        if n != 1 {
+            if s != expected {
+                return false;
+            }
+            match expected.checked_mul(n as isize) {
+                Some(e) => expected = e,
+                None => return false,
+            }
+        }
+    }
+    true
+}
+
+/// The lowest and highest element offsets, relative to element `[0, ...]`, that `shape`
+/// and `strides` reach, or `None` when no element is reachable. Fails on overflow.
+pub fn relative_extent(shape: &[usize], strides: &[isize]) -> Result<Option<(i128, i128)>> {
+    reachable_range(shape, strides, 0)
+}
+
 /// Number of elements of `shape`, or `None` on overflow.
 pub fn checked_numel(shape: &[usize]) -> Option<usize> {
     shape.iter().try_fold(1usize, |acc, &n| acc.checked_mul(n))
@@ -143,20 +170,7 @@ impl Layout {
     ///
     /// Dimensions of extent 1 may have any stride, as in torch.
     pub fn is_contiguous(&self) -> bool {
-        if self.numel() == 0 {
-            return true;
-        }
-        let mut expected: isize = 1;
-        for (&n, &s) in self.shape.iter().zip(&self.strides).rev() {
-            if n != 1 {
-                if s != expected {
-                    return false;
-                }
-                // Cannot overflow: numel fits isize (checked in `new`).
-                expected *= n as isize;
-            }
-        }
-        true
+        is_contiguous(&self.shape, &self.strides)
     }
 
     /// True when no two indices map to the same element.

@@ -1,0 +1,18 @@
+//! The Python bridge (feature `python`): borrow torch tensors, NumPy arrays and any DLPack
+//! or buffer-protocol object as rt-view views, and hand results back as torch tensors,
+//! without copying. Every rusttorch extension module uses these.
+
+pub mod dlpack;
+mod errors;
+mod gil;
+mod input;
+mod output;
+mod torch_api;
+
+#[cfg(feature = "extension")]
+mod module;
+
+pub use gil::run_released;
+pub use input::{Access, PyTensor, Source};
+pub use output::{check_out, owned_to_torch, share_with_torch, torch_empty};
+pub use torch_api::{TorchApi, is_torch_tensor, torch};
