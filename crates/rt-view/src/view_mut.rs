@@ -186,18 +186,70 @@ impl<'a, T: Element> TensorViewMut<'a, T> {
                 actual: src.shape().to_vec(),
             });
         }
-        match (src.as_slice(), self.as_slice_mut()) {
-            (Some(s), Some(d)) => d.copy_from_slice(s),
-            _ => {
-                let mut values = src.iter();
-                self.for_each_mut(|x| {
-                    if let Some(v) = values.next() {
-                        *x = *v;
+        if let (Some(s), Some(d)) = (src.as_slice(), self.as_slice_mut()) {
+            d.copy_from_slice(s);
+            return Ok(());
+        }
+        if self.numel() == 0 {
+            return Ok(());
+        }
+        let ndim = self.ndim();
+        if ndim < 2 {
+            let mut values = src.iter();
+            self.for_each_mut(|x| {
+                if let Some(v) = values.next() {
+                    *x = *v;
+                }
+            });
+            return Ok(());
+        }
+        self.copy_tiled(src);
+        Ok(())
+    }
+
+    /// Strided copy in square tiles over the last two axes, so that a transposed source is
+    /// read a few cache lines at a time instead of one line per element.
+    fn copy_tiled(&mut self, src: &TensorView<'_, T>) {
+        const TILE: usize = 32;
+        let ndim = self.ndim();
+        let (rows, cols) = (self.shape()[ndim - 2], self.shape()[ndim - 1]);
+        let (src_rs, src_cs) = (src.strides()[ndim - 2], src.strides()[ndim - 1]);
+        let (dst_rs, dst_cs) = (self.strides()[ndim - 2], self.strides()[ndim - 1]);
+        // The outer axes are walked by fixing the last two at 0.
+        let outer_src = src
+            .layout()
+            .select(ndim - 1, 0)
+            .and_then(|l| l.select(ndim - 2, 0));
+        let outer_dst = self
+            .layout
+            .select(ndim - 1, 0)
+            .and_then(|l| l.select(ndim - 2, 0));
+        let (Ok(outer_src), Ok(outer_dst)) = (outer_src, outer_dst) else {
+            return;
+        };
+        let src_ptr = src.buffer_ptr();
+        let dst_ptr = self.ptr.as_ptr();
+        for (src_base, dst_base) in OffsetIter::new(&outer_src).zip(OffsetIter::new(&outer_dst)) {
+            for i0 in (0..rows).step_by(TILE) {
+                for j0 in (0..cols).step_by(TILE) {
+                    for i in i0..(i0 + TILE).min(rows) {
+                        let s_row = src_base as isize + i as isize * src_rs;
+                        let d_row = dst_base as isize + i as isize * dst_rs;
+                        for j in j0..(j0 + TILE).min(cols) {
+                            let s = s_row + j as isize * src_cs;
+                            let d = d_row + j as isize * dst_cs;
+                            // SAFETY: (.., i, j) is an index of both views (equal shapes,
+                            // i < rows, j < cols), so `s` and `d` are offsets their
+                            // validated layouts reach: inside the buffers, non-negative.
+                            // The destination is uniquely borrowed (`&mut self`), and the
+                            // caller's views do not overlap (src is a shared borrow alive
+                            // at the same time as `&mut self`).
+                            unsafe { *dst_ptr.offset(d) = *src_ptr.offset(s) };
+                        }
                     }
-                });
+                }
             }
         }
-        Ok(())
     }
 
     /// Splits along `axis` into at most `pieces` views of near-equal length, in order,
