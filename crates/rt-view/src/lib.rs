@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod cancel;
 pub mod copy;
 pub mod cpu;
 mod dtype;

@@ -6,6 +6,7 @@ pub mod dlpack;
 mod errors;
 mod gil;
 mod input;
+mod interrupt;
 mod output;
 mod torch_api;
 
@@ -14,5 +15,6 @@ mod module;
 
 pub use gil::run_released;
 pub use input::{Access, PyTensor, Source};
+pub use interrupt::{SIGNAL_POLL_INTERVAL, run_interruptible};
 pub use output::{check_out, owned_to_torch, share_with_torch, torch_empty};
 pub use torch_api::{TorchApi, is_torch_tensor, torch};

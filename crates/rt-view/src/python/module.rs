@@ -7,8 +7,8 @@ use pyo3::types::PyTuple;
 
 use super::input::{Access, PyTensor};
 use super::output::{check_out, owned_to_torch, share_with_torch, torch_empty};
-use super::run_released;
 use super::torch_api::is_torch_tensor;
+use super::{run_interruptible, run_released};
 use crate::{DType, OwnedTensor, copy::copy_into, dispatch_dtype, threads};
 
 /// What rusttorch sees when it borrows a tensor.
@@ -212,6 +212,20 @@ fn supported_dtypes() -> Vec<&'static str> {
     DType::ALL.iter().map(|d| d.name()).collect()
 }
 
+/// Sleeps in Rust, in steps of 1 ms that poll a cancel token, for up to `seconds`; returns
+/// the seconds slept. A test hook for `run_interruptible`: Ctrl-C must end it promptly.
+#[pyfunction]
+fn _sleep_interruptible(py: Python<'_>, seconds: f64) -> PyResult<f64> {
+    let start = std::time::Instant::now();
+    let budget = std::time::Duration::from_secs_f64(seconds.max(0.0));
+    run_interruptible(py, |token| {
+        while start.elapsed() < budget && !token.is_cancelled() {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    })?;
+    Ok(start.elapsed().as_secs_f64())
+}
+
 /// Registered with `os.register_at_fork` by the Python package.
 #[pyfunction]
 fn _forget_pool_after_fork() {
@@ -238,6 +252,7 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(cpu_features, m)?)?;
     m.add_function(wrap_pyfunction!(supported_dtypes, m)?)?;
     m.add_function(wrap_pyfunction!(_forget_pool_after_fork, m)?)?;
+    m.add_function(wrap_pyfunction!(_sleep_interruptible, m)?)?;
     m.add_function(wrap_pyfunction!(_thread_env_problem, m)?)?;
     Ok(())
 }
