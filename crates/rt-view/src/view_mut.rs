@@ -203,30 +203,21 @@ impl<'a, T: Element> TensorViewMut<'a, T> {
             });
             return Ok(());
         }
-        self.copy_tiled(src);
-        Ok(())
+        self.copy_tiled(src)
     }
 
     /// Strided copy in square tiles over the last two axes, so that a transposed source is
     /// read a few cache lines at a time instead of one line per element.
-    fn copy_tiled(&mut self, src: &TensorView<'_, T>) {
+    fn copy_tiled(&mut self, src: &TensorView<'_, T>) -> Result<()> {
         const TILE: usize = 32;
         let ndim = self.ndim();
         let (rows, cols) = (self.shape()[ndim - 2], self.shape()[ndim - 1]);
         let (src_rs, src_cs) = (src.strides()[ndim - 2], src.strides()[ndim - 1]);
         let (dst_rs, dst_cs) = (self.strides()[ndim - 2], self.strides()[ndim - 1]);
         // The outer axes are walked by fixing the last two at 0.
-        let outer_src = src
-            .layout()
-            .select(ndim - 1, 0)
-            .and_then(|l| l.select(ndim - 2, 0));
-        let outer_dst = self
-            .layout
-            .select(ndim - 1, 0)
-            .and_then(|l| l.select(ndim - 2, 0));
-        let (Ok(outer_src), Ok(outer_dst)) = (outer_src, outer_dst) else {
-            return;
-        };
+        // Never empty here: the caller returns early for zero elements.
+        let outer_src = src.layout().select(ndim - 1, 0)?.select(ndim - 2, 0)?;
+        let outer_dst = self.layout.select(ndim - 1, 0)?.select(ndim - 2, 0)?;
         let src_ptr = src.buffer_ptr();
         let dst_ptr = self.ptr.as_ptr();
         for (src_base, dst_base) in OffsetIter::new(&outer_src).zip(OffsetIter::new(&outer_dst)) {
@@ -250,6 +241,7 @@ impl<'a, T: Element> TensorViewMut<'a, T> {
                 }
             }
         }
+        Ok(())
     }
 
     /// Splits along `axis` into at most `pieces` views of near-equal length, in order,

@@ -47,12 +47,17 @@ def to_torch(x: Any, *, copy: bool | None = None) -> torch.Tensor:
     """Return ``x`` as a torch tensor sharing its memory.
 
     ``x`` may be a torch tensor (returned as is), a NumPy array, a pyarrow numeric array
-    without nulls, anything with ``__dlpack__``, or a buffer-protocol object.
+    without nulls (or a ``ChunkedArray``), anything with ``__dlpack__``, or a
+    buffer-protocol object.
 
-    ``copy=None`` shares memory where torch can represent it and copies otherwise: read-only
-    memory (torch tensors are always writable), negative strides, and pyarrow
-    ``ChunkedArray`` with more than one chunk. ``copy=False`` raises ``ValueError`` instead
-    of copying; ``copy=True`` always copies.
+    ``copy=None`` (the default) shares memory where that is safe and copies otherwise:
+    read-only memory (pyarrow arrays, ``bytes``, read-only NumPy arrays; every torch tensor
+    is writable, and a write into such memory may crash), negative strides and misaligned
+    data (which torch can not represent), and a ``ChunkedArray`` of several chunks.
+
+    ``copy=False`` never copies: it shares read-only memory too, with a ``UserWarning``
+    (the zero-copy route for pyarrow: do not write to the result), and raises
+    ``ValueError`` where sharing is impossible. ``copy=True`` always copies.
 
     >>> import numpy as np
     >>> a = np.arange(4, dtype=np.float32)
@@ -61,19 +66,18 @@ def to_torch(x: Any, *, copy: bool | None = None) -> torch.Tensor:
     >>> float(a[0])
     7.0
     """
-    combine = getattr(x, "combine_chunks", None)
-    if combine is not None and hasattr(x, "num_chunks"):
+    if hasattr(x, "combine_chunks") and hasattr(x, "num_chunks"):
         # pyarrow.ChunkedArray has no single buffer. One chunk is shared as is; several
-        # are concatenated, which is a copy.
+        # are concatenated, which is a copy; none gives an empty array.
         if x.num_chunks == 1:
             x = x.chunk(0)
-        elif copy is False:
+        elif x.num_chunks > 1 and copy is False:
             raise ValueError(
                 f"to_torch(copy=False) can not share a ChunkedArray of {x.num_chunks} chunks "
                 "without a copy"
             )
         else:
-            x = combine()
+            x = x.combine_chunks()
     return _native.to_torch(x, copy=copy)
 
 

@@ -1,10 +1,12 @@
 """Type stubs for the compiled ``rusttorch_view._native`` module."""
 
-from typing import Any, final
+from typing import Any, TypeVar, final, overload
 
 import torch
 
 __version__: str
+
+_Out = TypeVar("_Out")
 
 @final
 class TensorInfo:
@@ -54,16 +56,20 @@ def info(x: Any) -> TensorInfo:
 def to_torch(x: Any, *, copy: bool | None = None) -> torch.Tensor:
     """Return ``x`` as a torch tensor sharing its memory (see the package docstring)."""
 
-def copy(x: Any, *, out: torch.Tensor | None = None) -> torch.Tensor:
+@overload
+def copy(x: Any, *, out: None = None) -> torch.Tensor:
     """Copy ``x`` (any strides) into a new contiguous tensor, or into ``out``.
 
-    ``out`` must have the same shape and dtype and must not overlap ``x``.
+    ``out`` may be any writable tensor, NumPy array or buffer of the same shape and dtype
+    that does not overlap ``x``; it is returned.
 
     >>> import torch, rusttorch_view as rv
     >>> rv.copy(torch.arange(6).reshape(2, 3).t()).is_contiguous()
     True
     """
 
+@overload
+def copy(x: Any, *, out: _Out) -> _Out: ...
 def _copy_torch_alloc(x: Any) -> torch.Tensor: ...
 def get_num_threads() -> int:
     """Threads this wheel's Rust kernels use."""

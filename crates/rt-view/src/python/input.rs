@@ -186,14 +186,28 @@ impl<'py> PyTensor<'py> {
                 "the tensor has its lazy negation bit set; call .resolve_neg() first",
             ));
         }
-        if access == Access::Write
-            && obj.getattr(intern!(py, "requires_grad"))?.is_truthy()?
-            && api.is_grad_enabled.bind(py).call0()?.is_truthy()?
-        {
-            return Err(PyValueError::new_err(
-                "cannot write into a tensor that requires grad: autograd would not see the \
-                 write; pass a tensor that does not require grad, or call under torch.no_grad()",
-            ));
+        if access == Access::Write {
+            if obj.getattr(intern!(py, "requires_grad"))?.is_truthy()?
+                && api.is_grad_enabled.bind(py).call0()?.is_truthy()?
+            {
+                return Err(PyValueError::new_err(
+                    "cannot write into a tensor that requires grad: autograd would not see \
+                     the write; pass a tensor that does not require grad, or call under \
+                     torch.no_grad()",
+                ));
+            }
+            if obj.call_method0(intern!(py, "is_inference"))?.is_truthy()?
+                && !api
+                    .is_inference_mode_enabled
+                    .bind(py)
+                    .call0()?
+                    .is_truthy()?
+            {
+                return Err(PyValueError::new_err(
+                    "cannot write into an inference tensor outside torch.inference_mode() \
+                     (torch refuses such in-place updates too)",
+                ));
+            }
         }
         let data: usize = obj.call_method0(intern!(py, "data_ptr"))?.extract()?;
         let shape: Vec<usize> = obj.getattr(intern!(py, "shape"))?.extract()?;
@@ -223,22 +237,16 @@ impl<'py> PyTensor<'py> {
             intern!(py, "max_version"),
             (dlpack::VERSION.major, dlpack::VERSION.minor),
         )?;
-        // Producers older than DLPack 1.0 do not know `max_version`.
+        // Producers older than DLPack 1.0 do not know `max_version`. Retry without it only
+        // for that TypeError: pyarrow, for one, raises a TypeError subclass for arrays with
+        // nulls, and a second call would bury that reason under a deprecation warning.
         let exported = match method.call((), Some(&kwargs)) {
-            Err(e) if e.is_instance_of::<PyTypeError>(py) => method.call0(),
+            Err(e) if e.is_instance_of::<PyTypeError>(py) && mentions_max_version(py, &e) => {
+                method.call0()
+            }
             other => other,
         };
-        let capsule = exported.map_err(|e| {
-            let err = PyValueError::new_err(format!(
-                "cannot borrow this {} through DLPack: {e}",
-                obj.get_type()
-                    .name()
-                    .map(|n| n.to_string())
-                    .unwrap_or_default()
-            ));
-            err.set_cause(py, Some(e));
-            err
-        })?;
+        let capsule = exported.map_err(|e| dlpack_export_error(obj, e))?;
         let capsule = capsule
             .cast_into::<PyCapsule>()
             .map_err(|_| PyTypeError::new_err("__dlpack__() did not return a PyCapsule"))?;
@@ -595,6 +603,73 @@ impl<'py> PyTensor<'py> {
         Ok(view)
     }
 
+    /// Tells torch that the tensor's memory was written (bumps its version counter), so
+    /// that autograd refuses to use a value saved before the write, as it does after torch's
+    /// own in-place ops. Call after every write into an `out=` tensor; a no-op for
+    /// non-torch memory.
+    pub fn mark_written(&self) -> PyResult<()> {
+        if self.source != Source::Torch || !self.writable {
+            return Ok(());
+        }
+        let py = self.owner.py();
+        let tensors = pyo3::types::PyTuple::new(py, [&self.owner])?;
+        torch(py)?.increment_version.bind(py).call1((tensors,))?;
+        Ok(())
+    }
+
+    /// A read-only view of the raw bytes: shape `[..shape, itemsize]`, strides scaled to
+    /// bytes. Needs no alignment, so misaligned memory can still be copied.
+    pub fn view_bytes(&self) -> PyResult<TensorView<'_, u8>> {
+        let (shape, strides) = self.byte_layout()?;
+        let (ptr, len, offset) = match self.element_extent(self.dtype.itemsize())? {
+            Some(e) => (
+                e.bytes.start as *const u8,
+                e.bytes.len(),
+                e.offset * self.dtype.itemsize(),
+            ),
+            None => (std::ptr::null(), 0, 0),
+        };
+        // SAFETY: as in `view`; `u8` has alignment 1, and the byte layout reaches exactly
+        // the bytes of the elements (offset and length scaled by the item size).
+        let view = unsafe { TensorView::from_raw_parts(ptr, len, &shape, &strides, offset) }?;
+        Ok(view)
+    }
+
+    /// A writable view of the raw bytes (see [`view_bytes`](Self::view_bytes)).
+    pub fn view_bytes_mut(&mut self) -> PyResult<TensorViewMut<'_, u8>> {
+        if !self.writable {
+            return Err(PyValueError::new_err(
+                "this tensor was borrowed read-only; extract it with Access::Write to write",
+            ));
+        }
+        let (shape, strides) = self.byte_layout()?;
+        let (ptr, len, offset) = match self.element_extent(self.dtype.itemsize())? {
+            Some(e) => (
+                e.bytes.start as *mut u8,
+                e.bytes.len(),
+                e.offset * self.dtype.itemsize(),
+            ),
+            None => (std::ptr::null_mut(), 0, 0),
+        };
+        // SAFETY: as in `view_mut`, for the bytes of the elements.
+        let view = unsafe { TensorViewMut::from_raw_parts(ptr, len, &shape, &strides, offset) }?;
+        Ok(view)
+    }
+
+    fn byte_layout(&self) -> PyResult<(Vec<usize>, Vec<isize>)> {
+        let itemsize = self.dtype.itemsize();
+        let mut shape = self.shape.clone();
+        shape.push(itemsize);
+        let mut strides = self
+            .strides
+            .iter()
+            .map(|&s| s.checked_mul(itemsize as isize))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| PyValueError::new_err("strides overflow when scaled to bytes"))?;
+        strides.push(1);
+        Ok((shape, strides))
+    }
+
     pub(crate) fn into_parts(self) -> (Bound<'py, PyAny>, Keepalive) {
         (self.owner, self.keep)
     }
@@ -604,6 +679,44 @@ struct Extent {
     bytes: Range<usize>,
     len: usize,
     offset: usize,
+}
+
+/// True when a TypeError from `__dlpack__(max_version=...)` is about that keyword.
+fn mentions_max_version(py: Python<'_>, err: &PyErr) -> bool {
+    err.value(py)
+        .str()
+        .map(|m| m.to_string_lossy().contains("max_version"))
+        .unwrap_or(false)
+}
+
+/// The error for a producer whose `__dlpack__` failed: a `TypeError` naming the dtype when
+/// the object has a dtype rusttorch does not support (NumPy raises BufferError for
+/// non-native byte order, datetimes, strings...), a `ValueError` otherwise. The producer's
+/// exception is kept as the cause.
+fn dlpack_export_error(obj: &Bound<'_, PyAny>, cause: PyErr) -> PyErr {
+    let py = obj.py();
+    let type_name = obj
+        .get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_default();
+    let dtype = obj
+        .getattr(intern!(py, "dtype"))
+        .and_then(|d| d.str())
+        .map(|d| d.to_string())
+        .ok();
+    let err = match dtype {
+        Some(d) if DType::from_name(&d).is_none() => PyTypeError::new_err(format!(
+            "unsupported dtype {d} in this {type_name} (rusttorch supports {}, in native byte \
+             order): {cause}",
+            supported_dtypes()
+        )),
+        _ => PyValueError::new_err(format!(
+            "cannot borrow this {type_name} through DLPack: {cause}"
+        )),
+    };
+    err.set_cause(py, Some(cause));
+    err
 }
 
 /// The dtype of a PEP 3118 format string on a little-endian machine.

@@ -9,7 +9,7 @@ use super::input::{Access, PyTensor};
 use super::output::{check_out, owned_to_torch, share_with_torch, torch_empty};
 use super::torch_api::is_torch_tensor;
 use super::{run_interruptible, run_released};
-use crate::{DType, OwnedTensor, copy::copy_into, dispatch_dtype, threads};
+use crate::{DType, OwnedTensor, TensorViewMut, copy::copy_into, dispatch_dtype, threads};
 
 /// What rusttorch sees when it borrows a tensor.
 #[pyclass(frozen, module = "rusttorch_view")]
@@ -107,13 +107,40 @@ fn info(x: &Bound<'_, PyAny>) -> PyResult<TensorInfo> {
     })
 }
 
+/// Copies `src` into `dst` (same shape and dtype), element-wise when both are aligned and
+/// byte-wise otherwise (`np.frombuffer(buf, offset=1)` gives misaligned floats, which
+/// must not be read as `&f32`).
+fn copy_between(py: Python<'_>, src: &PyTensor<'_>, dst: &mut PyTensor<'_>) -> PyResult<()> {
+    if src.is_aligned() && dst.is_aligned() {
+        dispatch_dtype!(src.dtype(), T => {
+            let view = src.view::<T>()?;
+            let target = dst.view_mut::<T>()?;
+            run_released(py, view.numel(), || copy_into(&view, target))?;
+        });
+    } else {
+        let view = src.view_bytes()?;
+        let target = dst.view_bytes_mut()?;
+        run_released(py, view.numel(), || copy_into(&view, target))?;
+    }
+    Ok(())
+}
+
 /// Copies a borrowed tensor into a new Rust-owned contiguous tensor and hands it to torch.
 fn copy_to_new<'py>(py: Python<'py>, src: &PyTensor<'py>) -> PyResult<Bound<'py, PyAny>> {
     dispatch_dtype!(src.dtype(), T => {
-        let view = src.view::<T>()?;
         let mut out = OwnedTensor::<T>::zeros(src.shape())?;
-        let dst = out.view_mut()?;
-        run_released(py, view.numel(), || copy_into(&view, dst))?;
+        if src.is_aligned() {
+            let view = src.view::<T>()?;
+            let dst = out.view_mut()?;
+            run_released(py, view.numel(), || copy_into(&view, dst))?;
+        } else {
+            let view = src.view_bytes()?;
+            let mut byte_shape = src.shape().to_vec();
+            byte_shape.push(src.dtype().itemsize());
+            let bytes: &mut [u8] = bytemuck::cast_slice_mut(out.as_mut_slice());
+            let dst = TensorViewMut::from_slice(bytes, &byte_shape)?;
+            run_released(py, view.numel(), || copy_into(&view, dst))?;
+        }
         owned_to_torch(py, out)
     })
 }
@@ -129,25 +156,35 @@ fn to_torch<'py>(
         return Ok(x.clone());
     }
     let t = PyTensor::extract(x, Access::Read)?;
-    let reason = if t.readonly() {
-        Some("its memory is read-only and torch tensors are always writable")
-    } else if t.has_negative_strides() {
+    t.byte_range()?;
+    // What torch can not represent: these need a copy whatever the caller asked.
+    let must_copy = if t.has_negative_strides() {
         Some("it has negative strides, which torch tensors can not have")
     } else if !t.is_aligned() {
         Some("its data is not aligned to its item size")
     } else {
         None
     };
-    match (copy, reason) {
+    match (copy, must_copy) {
         (Some(true), _) | (None, Some(_)) => copy_to_new(py, &t),
         (Some(false), Some(why)) => Err(PyValueError::new_err(format!(
             "to_torch(copy=False) can not share this {} without a copy: {why}",
             x.get_type().name()?
         ))),
-        (_, None) => {
-            t.byte_range()?;
+        // Read-only memory (pyarrow, bytes, a read-only mmap) is copied by default, since
+        // every torch tensor is writable and a write into such memory could crash.
+        (None, None) if t.readonly() => copy_to_new(py, &t),
+        (Some(false), None) if t.readonly() => {
+            PyErr::warn(
+                py,
+                &py.get_type::<pyo3::exceptions::PyUserWarning>(),
+                c"to_torch(copy=False) shares read-only memory: torch tensors are always \
+                  writable, and writing to this one is undefined behaviour (it may crash)",
+                2,
+            )?;
             share_with_torch(t)
         }
+        _ => share_with_torch(t),
     }
 }
 
@@ -164,11 +201,8 @@ fn copy<'py>(
     };
     let mut dst = PyTensor::extract(out_obj, Access::Write)?;
     check_out(&dst, src.shape(), src.dtype(), &[&src])?;
-    dispatch_dtype!(src.dtype(), T => {
-        let view = src.view::<T>()?;
-        let target = dst.view_mut::<T>()?;
-        run_released(py, view.numel(), || copy_into(&view, target))?;
-    });
+    copy_between(py, &src, &mut dst)?;
+    dst.mark_written()?;
     Ok(out_obj.clone())
 }
 
@@ -179,11 +213,7 @@ fn _copy_torch_alloc<'py>(py: Python<'py>, x: &Bound<'py, PyAny>) -> PyResult<Bo
     let src = PyTensor::extract(x, Access::Read)?;
     let out_obj = torch_empty(py, src.shape(), src.dtype())?;
     let mut dst = PyTensor::extract(&out_obj, Access::Write)?;
-    dispatch_dtype!(src.dtype(), T => {
-        let view = src.view::<T>()?;
-        let target = dst.view_mut::<T>()?;
-        run_released(py, view.numel(), || copy_into(&view, target))?;
-    });
+    copy_between(py, &src, &mut dst)?;
     Ok(out_obj)
 }
 

@@ -22,6 +22,11 @@ pub struct TorchApi {
     pub empty: Py<PyAny>,
     /// `torch.is_grad_enabled`.
     pub is_grad_enabled: Py<PyAny>,
+    /// `torch.is_inference_mode_enabled`.
+    pub is_inference_mode_enabled: Py<PyAny>,
+    /// `torch._C._increment_version`, which takes a tuple of tensors (given one tensor it
+    /// would iterate over its elements, one bump and ~0.5 µs each).
+    pub increment_version: Py<PyAny>,
 }
 
 static TORCH: PyOnceLock<TorchApi> = PyOnceLock::new();
@@ -41,6 +46,8 @@ pub fn torch(py: Python<'_>) -> PyResult<&TorchApi> {
             from_dlpack: torch.getattr("_C")?.getattr("_from_dlpack")?.unbind(),
             empty: torch.getattr("empty")?.unbind(),
             is_grad_enabled: torch.getattr("is_grad_enabled")?.unbind(),
+            is_inference_mode_enabled: torch.getattr("is_inference_mode_enabled")?.unbind(),
+            increment_version: torch.getattr("_C")?.getattr("_increment_version")?.unbind(),
         })
     })
 }
