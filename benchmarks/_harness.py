@@ -34,9 +34,7 @@ class Case:
         return statistics.median(self.samples)
 
 
-def run_group(
-    cases: list[Case], *, rounds: int = 15, warmup_rounds: int = 3
-) -> list[Case]:
+def run_group(cases: list[Case], *, rounds: int = 15, warmup_rounds: int = 3) -> list[Case]:
     """Time every case `rounds` times, interleaved; store per-call seconds in `samples`."""
     for r in range(warmup_rounds + rounds):
         for case in cases:

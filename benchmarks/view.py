@@ -18,9 +18,10 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-import rusttorch_view as rv
 import torch
 from _harness import Case, machine_info, report, run_group, save
+
+import rusttorch_view as rv
 
 
 def overhead_cases(calls: int) -> list[Case]:
@@ -33,7 +34,11 @@ def overhead_cases(calls: int) -> list[Case]:
         Case("torch.from_numpy(a)", lambda: torch.from_numpy(a), calls),
         Case("rv.info(x)  [input side only]", lambda: rv.info(x), calls),
         Case("rv.copy(x)  [DLPack output, default]", lambda: rv.copy(x), calls),
-        Case("rv._copy_torch_alloc(x)  [torch.empty output]", lambda: rv._native._copy_torch_alloc(x), calls),
+        Case(
+            "rv._copy_torch_alloc(x)  [torch.empty output]",
+            lambda: rv._native._copy_torch_alloc(x),
+            calls,
+        ),
         Case("rv.copy(x, out=out)", lambda: rv.copy(x, out=out), calls),
         Case("rv.to_torch(a)  [NumPy -> torch, zero copy]", lambda: rv.to_torch(a), calls),
     ]

@@ -4,7 +4,6 @@ write into `out=` when a call is refused."""
 from __future__ import annotations
 
 import warnings
-
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
