@@ -60,6 +60,7 @@ impl TensorInfo {
         d.set_item("readonly", self.readonly)?;
         d.set_item("source", self.source)?;
         d.set_item("itemsize", self.itemsize)?;
+        d.set_item("numel", self.numel())?;
         Ok(d)
     }
 
