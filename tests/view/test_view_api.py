@@ -23,6 +23,7 @@ INFO_FIELDS = [
     "readonly",
     "source",
     "itemsize",
+    "numel",
 ]
 
 
