@@ -3,8 +3,8 @@
 
 use crate::dtype::Element;
 use crate::error::{Result, ViewError};
-use crate::layout::{checked_numel, contiguous_strides};
-use crate::view::TensorView;
+use crate::layout::{Layout, checked_numel};
+use crate::view::{RawBuffer, TensorView};
 use crate::view_mut::TensorViewMut;
 
 /// One cache line. Storing the buffer as `Vec<CacheLine>` gives 64-byte alignment (what
@@ -22,7 +22,8 @@ pub const ALIGNMENT: usize = std::mem::align_of::<CacheLine>();
 pub struct OwnedTensor<T> {
     lines: Vec<CacheLine>,
     numel: usize,
-    shape: Vec<usize>,
+    /// Row-major over exactly `numel` elements; validated whenever it is set.
+    layout: Layout,
     _element: std::marker::PhantomData<T>,
 }
 
@@ -40,11 +41,12 @@ impl<T: Element> OwnedTensor<T> {
             .checked_mul(std::mem::size_of::<T>())
             .filter(|&b| b <= isize::MAX as usize);
         let bytes = bytes.ok_or_else(overflow)?;
+        let layout = Layout::contiguous(shape, numel)?;
         let lines = bytemuck::allocation::zeroed_vec(bytes.div_ceil(ALIGNMENT));
         Ok(OwnedTensor {
             lines,
             numel,
-            shape: shape.to_vec(),
+            layout,
             _element: std::marker::PhantomData,
         })
     }
@@ -64,13 +66,12 @@ impl<T: Element> OwnedTensor<T> {
 
     /// The extent of each dimension.
     pub fn shape(&self) -> &[usize] {
-        &self.shape
+        self.layout.shape()
     }
 
     /// Row-major strides in elements.
-    pub fn strides(&self) -> Vec<isize> {
-        // Cannot fail: the element count fits isize (checked in `zeros`).
-        contiguous_strides(&self.shape).unwrap_or_default()
+    pub fn strides(&self) -> &[isize] {
+        self.layout.strides()
     }
 
     /// Number of elements.
@@ -102,37 +103,25 @@ impl<T: Element> OwnedTensor<T> {
 
     /// A read-only view of the whole tensor.
     pub fn view(&self) -> TensorView<'_, T> {
-        // Cannot fail: the shape matches the buffer by construction; fall back to a flat
-        // view rather than panic.
-        let shape = self.shape.clone();
-        let data = self.as_slice();
-        TensorView::from_slice(data, &shape).unwrap_or_else(|_| flat_view(data))
+        TensorView::from_parts(RawBuffer::from_slice(self.as_slice()), self.layout.clone())
     }
 
     /// A writable view of the whole tensor.
     pub fn view_mut(&mut self) -> Result<TensorViewMut<'_, T>> {
-        let shape = self.shape.clone();
-        TensorViewMut::from_slice(self.as_mut_slice(), &shape)
+        let layout = self.layout.clone();
+        TensorViewMut::new(self.as_mut_slice(), layout.shape(), layout.strides(), 0)
     }
 
     /// Reshapes in place; the element count must not change.
     pub fn reshape(&mut self, shape: &[usize]) -> Result<()> {
         if checked_numel(shape) != Some(self.numel) {
             return Err(ViewError::ShapeMismatch {
-                expected: self.shape.clone(),
+                expected: self.shape().to_vec(),
                 actual: shape.to_vec(),
             });
         }
-        self.shape = shape.to_vec();
+        self.layout = Layout::contiguous(shape, self.numel)?;
         Ok(())
-    }
-}
-
-fn flat_view<T: Element>(data: &[T]) -> TensorView<'_, T> {
-    match TensorView::from_slice(data, &[data.len()]) {
-        Ok(v) => v,
-        // A 1-d view of a slice always fits; this arm only satisfies the type checker.
-        Err(_) => TensorView::from_slice(&data[..0], &[0]).unwrap_or_else(|_| unreachable!()),
     }
 }
 
@@ -140,7 +129,7 @@ impl<T: Element> std::fmt::Debug for OwnedTensor<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OwnedTensor")
             .field("dtype", &T::DTYPE)
-            .field("shape", &self.shape)
+            .field("shape", &self.shape())
             .finish_non_exhaustive()
     }
 }
@@ -165,7 +154,7 @@ mod tests {
         let mut t = OwnedTensor::<bf16>::zeros(&[2, 3]).unwrap();
         t.as_mut_slice()[4] = bf16::from_f32(1.5);
         assert_eq!(*t.view().get(&[1, 1]).unwrap(), bf16::from_f32(1.5));
-        assert_eq!(t.strides(), vec![3, 1]);
+        assert_eq!(t.strides(), &[3, 1]);
         *t.view_mut().unwrap().get_mut(&[0, 2]).unwrap() = bf16::ONE;
         assert_eq!(t.as_slice()[2], bf16::ONE);
     }

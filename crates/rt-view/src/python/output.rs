@@ -124,7 +124,7 @@ pub fn owned_to_torch<'py, T: Element>(
 ) -> PyResult<Bound<'py, PyAny>> {
     let data = tensor.as_mut_ptr().cast::<c_void>();
     let shape = tensor.shape().to_vec();
-    let strides = tensor.strides();
+    let strides = tensor.strides().to_vec();
     export(py, data, T::DTYPE, &shape, &strides, Box::new(tensor))
 }
 
