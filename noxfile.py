@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ class Crate:
 # Adding a crate is one line here (and one in py/rusttorch/_components.py).
 CRATES: tuple[Crate, ...] = (
     Crate("crates/rt-view", "rusttorch-view", "rusttorch_view", "tests/view"),
+    Crate("crates/rt-queue", "rusttorch-queue", "rusttorch_queue", "tests/queue"),
 )
 
 TORCH = "torch"
@@ -83,7 +85,7 @@ def isolated(session: nox.Session, crate: str) -> None:
 
 @nox.session(venv_backend="none")
 def rust(session: nox.Session) -> None:
-    """cargo fmt, clippy (with and without Python features), test, and the rust-consumer."""
+    """cargo fmt, clippy (with and without Python features), test, loom, and the rust-consumer."""
     consumer = ["--manifest-path", "examples/rust-consumer/Cargo.toml"]
     cargo = functools.partial(session.run, "cargo", external=True)
     cargo("fmt", "--all", "--check")
@@ -93,6 +95,11 @@ def rust(session: nox.Session) -> None:
     cargo("clippy", "--workspace", "--all-targets", "--all-features", "--", "-D", "warnings")
     # No Python features: the crates must build and pass without an interpreter.
     cargo("test", "--workspace")
+    # Model-check rt-queue's locking over every interleaving (crates/rt-queue/src/sync.rs),
+    # in its own target dir so that the `--cfg loom` build does not evict the normal one.
+    target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "loom"
+    loom = ["-p", "rt-queue", "--release", "--lib", "--target-dir", str(target), "loom"]
+    cargo("test", *loom, env={"RUSTFLAGS": "--cfg loom"})
     cargo("clippy", *consumer, "--all-targets", "--", "-D", "warnings")
     cargo("run", *consumer)
 

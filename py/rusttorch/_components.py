@@ -38,5 +38,5 @@ COMPONENTS: tuple[Component, ...] = (
     Component("sparse", released=False),
     Component("fused", released=False),
     Component("data", released=False),
-    Component("queue", released=False),
+    Component("queue", released=True),
 )

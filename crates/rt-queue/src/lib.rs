@@ -1,0 +1,23 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+
+mod batch;
+mod error;
+mod oneshot;
+mod queue;
+mod stack;
+mod stats;
+mod sync;
+
+#[cfg(feature = "python")]
+pub mod python;
+
+pub use batch::{BatchPolicy, Queued, next_batch};
+pub use error::{
+    Error, PopError, PopTimeoutError, PushError, PushTimeoutError, Result, TryPopError,
+    TryPushError,
+};
+pub use oneshot::Oneshot;
+pub use queue::BoundedQueue;
+pub use stack::stack;
+pub use stats::{BatchStats, LatencyHistogram};
