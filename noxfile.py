@@ -40,6 +40,7 @@ class Crate:
 CRATES: tuple[Crate, ...] = (
     Crate("crates/rt-view", "rusttorch-view", "rusttorch_view", "tests/view"),
     Crate("crates/rt-queue", "rusttorch-queue", "rusttorch_queue", "tests/queue"),
+    Crate("crates/rt-simd", "rusttorch-simd", "rusttorch_simd", "tests/simd"),
 )
 
 TORCH = "torch"

@@ -12,7 +12,7 @@ Candidates are interleaved round by round after a warm-up; medians are reported.
 Goals (issue 6): queue >= 2x queue.Queue; batcher >= 15x per-request and >= 50% of the
 ideal, with p99 <= max_wait + 2x one batch's compute time.
 
-    python benchmarks/queue.py [--rounds N] [--items N] [--threads N]
+    python benchmarks/queue_batcher.py [--rounds N] [--items N] [--threads N]
 """
 
 from __future__ import annotations

@@ -1,0 +1,516 @@
+"""The torch.library face of rusttorch_simd: every tensor op registered as ``rusttorch::<name>``
+with a fake (meta) kernel, so that ``torch.compile(fullgraph=True)`` traces through it, and
+with autograd formulas for the activations and normalizations.
+
+The public functions in ``rusttorch_simd`` call the compiled kernels directly (a few
+microseconds per call) and go through these ops only when they must: while
+``torch.compile`` traces, or when an input requires grad under grad mode.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from . import _native
+
+_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+
+
+def _like(x: Tensor) -> Tensor:
+    """What the kernels return: a new contiguous tensor of x's shape and dtype."""
+    return x.new_empty(x.shape)
+
+
+# ---- activations -------------------------------------------------------------------------
+
+
+@torch.library.custom_op("rusttorch::relu", mutates_args=())
+def relu_op(x: Tensor) -> Tensor:
+    return _native.relu(x)
+
+
+@torch.library.custom_op("rusttorch::leaky_relu", mutates_args=())
+def leaky_relu_op(x: Tensor, negative_slope: float) -> Tensor:
+    return _native.leaky_relu(x, negative_slope)
+
+
+@torch.library.custom_op("rusttorch::gelu", mutates_args=())
+def gelu_op(x: Tensor, approximate: str) -> Tensor:
+    return _native.gelu(x, approximate)
+
+
+@torch.library.custom_op("rusttorch::silu", mutates_args=())
+def silu_op(x: Tensor) -> Tensor:
+    return _native.silu(x)
+
+
+@torch.library.custom_op("rusttorch::sigmoid", mutates_args=())
+def sigmoid_op(x: Tensor) -> Tensor:
+    return _native.sigmoid(x)
+
+
+@torch.library.custom_op("rusttorch::tanh", mutates_args=())
+def tanh_op(x: Tensor) -> Tensor:
+    return _native.tanh(x)
+
+
+@torch.library.custom_op("rusttorch::softplus", mutates_args=())
+def softplus_op(x: Tensor, beta: float, threshold: float) -> Tensor:
+    return _native.softplus(x, beta, threshold)
+
+
+@torch.library.custom_op("rusttorch::exp", mutates_args=())
+def exp_op(x: Tensor) -> Tensor:
+    return _native.exp(x)
+
+
+@torch.library.custom_op("rusttorch::clamp", mutates_args=())
+def clamp_op(x: Tensor, min: float | None, max: float | None) -> Tensor:
+    return _native.clamp(x, min, max)
+
+
+for _unary in (relu_op, silu_op, sigmoid_op, tanh_op, exp_op):
+    _unary.register_fake(_like)
+
+
+@leaky_relu_op.register_fake
+def _(x: Tensor, negative_slope: float) -> Tensor:
+    return _like(x)
+
+
+@gelu_op.register_fake
+def _(x: Tensor, approximate: str) -> Tensor:
+    return _like(x)
+
+
+@softplus_op.register_fake
+def _(x: Tensor, beta: float, threshold: float) -> Tensor:
+    return _like(x)
+
+
+@clamp_op.register_fake
+def _(x: Tensor, min: float | None, max: float | None) -> Tensor:
+    return _like(x)
+
+
+def _save_input(ctx: torch.autograd.function.FunctionCtx, inputs: tuple, output: Tensor) -> None:
+    ctx.save_for_backward(inputs[0])
+    ctx.args = inputs[1:]  # type: ignore[attr-defined]
+
+
+def _save_output(ctx: torch.autograd.function.FunctionCtx, inputs: tuple, output: Tensor) -> None:
+    ctx.save_for_backward(output)
+
+
+def _relu_backward(ctx, grad):  # type: ignore[no-untyped-def]
+    (x,) = ctx.saved_tensors
+    return grad * (x > 0).to(grad.dtype)
+
+
+def _leaky_relu_backward(ctx, grad):  # type: ignore[no-untyped-def]
+    (x,) = ctx.saved_tensors
+    (slope,) = ctx.args
+    return torch.where(x > 0, grad, grad * slope), None
+
+
+def _gelu_backward(ctx, grad):  # type: ignore[no-untyped-def]
+    (x,) = ctx.saved_tensors
+    (approximate,) = ctx.args
+    if approximate == "tanh":
+        inner = _SQRT_2_OVER_PI * (x + 0.044715 * x**3)
+        t = torch.tanh(inner)
+        d_inner = _SQRT_2_OVER_PI * (1.0 + 3.0 * 0.044715 * x * x)
+        dy = 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * d_inner
+    else:
+        cdf = 0.5 * torch.special.erfc(-x * (1.0 / math.sqrt(2.0)))
+        pdf = torch.exp(-0.5 * x * x) * _INV_SQRT_2PI
+        dy = cdf + x * pdf
+    return grad * dy, None
+
+
+def _silu_backward(ctx, grad):  # type: ignore[no-untyped-def]
+    (x,) = ctx.saved_tensors
+    s = torch.sigmoid(x)
+    return grad * s * (1.0 + x * (1.0 - s))
+
+
+def _sigmoid_backward(ctx, grad):  # type: ignore[no-untyped-def]
+    (y,) = ctx.saved_tensors
+    return grad * y * (1.0 - y)
+
+
+def _tanh_backward(ctx, grad):  # type: ignore[no-untyped-def]
+    (y,) = ctx.saved_tensors
+    return grad * (1.0 - y * y)
+
+
+def _softplus_backward(ctx, grad):  # type: ignore[no-untyped-def]
+    (x,) = ctx.saved_tensors
+    beta, threshold = ctx.args
+    z = x * beta
+    return torch.where(z > threshold, grad, grad * torch.sigmoid(z)), None, None
+
+
+def _exp_backward(ctx, grad):  # type: ignore[no-untyped-def]
+    (y,) = ctx.saved_tensors
+    return grad * y
+
+
+def _clamp_backward(ctx, grad):  # type: ignore[no-untyped-def]
+    (x,) = ctx.saved_tensors
+    lo, hi = ctx.args
+    keep = torch.ones_like(x, dtype=torch.bool)
+    if lo is not None:
+        keep = keep & (x >= lo)
+    if hi is not None:
+        keep = keep & (x <= hi)
+    return grad * keep.to(grad.dtype), None, None
+
+
+relu_op.register_autograd(_relu_backward, setup_context=_save_input)
+leaky_relu_op.register_autograd(_leaky_relu_backward, setup_context=_save_input)
+gelu_op.register_autograd(_gelu_backward, setup_context=_save_input)
+silu_op.register_autograd(_silu_backward, setup_context=_save_input)
+sigmoid_op.register_autograd(_sigmoid_backward, setup_context=_save_output)
+tanh_op.register_autograd(_tanh_backward, setup_context=_save_output)
+softplus_op.register_autograd(_softplus_backward, setup_context=_save_input)
+exp_op.register_autograd(_exp_backward, setup_context=_save_output)
+clamp_op.register_autograd(_clamp_backward, setup_context=_save_input)
+
+
+# ---- fused elementwise chains ------------------------------------------------------------
+
+
+@torch.library.custom_op("rusttorch::fused_mad_normalize", mutates_args=())
+def fused_mad_normalize_op(a: Tensor, b: Tensor, c: Tensor, mean: float, std: float) -> Tensor:
+    return _native.fused_mad_normalize(a, b, c, mean, std)
+
+
+@fused_mad_normalize_op.register_fake
+def _(a: Tensor, b: Tensor, c: Tensor, mean: float, std: float) -> Tensor:
+    torch._check(a.shape == b.shape and a.shape == c.shape, lambda: "shapes must match")
+    return _like(a)
+
+
+def _mad_setup(ctx, inputs, output):  # type: ignore[no-untyped-def]
+    a, b, _c, _mean, std = inputs
+    ctx.save_for_backward(a, b)
+    ctx.std = std
+
+
+def _mad_backward(ctx, grad):  # type: ignore[no-untyped-def]
+    a, b = ctx.saved_tensors
+    g = grad / ctx.std
+    return g * b, g * a, g, None, None
+
+
+fused_mad_normalize_op.register_autograd(_mad_backward, setup_context=_mad_setup)
+
+
+@torch.library.custom_op("rusttorch::affine", mutates_args=())
+def affine_op(x: Tensor, scale: Tensor, shift: Tensor) -> Tensor:
+    return _native.affine(x, scale, shift)
+
+
+@affine_op.register_fake
+def _(x: Tensor, scale: Tensor, shift: Tensor) -> Tensor:
+    return _like(x)
+
+
+def _affine_setup(ctx, inputs, output):  # type: ignore[no-untyped-def]
+    x, scale, shift = inputs
+    ctx.save_for_backward(x, scale)
+    ctx.shift_shape = shift.shape
+
+
+def _sum_to(t: Tensor, shape: torch.Size) -> Tensor:
+    """Sums the broadcast dimensions of a gradient back to a parameter's shape."""
+    if len(shape) == 0:
+        return t.sum()
+    return t.reshape(-1, shape[-1]).sum(0)
+
+
+def _affine_backward(ctx, grad):  # type: ignore[no-untyped-def]
+    x, scale = ctx.saved_tensors
+    gx = grad * scale.to(grad.dtype)
+    gscale = _sum_to(grad * x, scale.shape).to(scale.dtype) if ctx.needs_input_grad[1] else None
+    gshift = _sum_to(grad, ctx.shift_shape).to(scale.dtype) if ctx.needs_input_grad[2] else None
+    return gx, gscale, gshift
+
+
+affine_op.register_autograd(_affine_backward, setup_context=_affine_setup)
+
+
+@torch.library.custom_op("rusttorch::normalize", mutates_args=())
+def normalize_op(x: Tensor, mean: Tensor, std: Tensor, dim: int) -> Tensor:
+    return _native.normalize(x, mean, std, dim)
+
+
+@normalize_op.register_fake
+def _(x: Tensor, mean: Tensor, std: Tensor, dim: int) -> Tensor:
+    return _like(x)
+
+
+def _channel_shape(x: Tensor, dim: int) -> list[int]:
+    shape = [1] * x.dim()
+    shape[dim] = x.shape[dim]
+    return shape
+
+
+def _normalize_setup(ctx, inputs, output):  # type: ignore[no-untyped-def]
+    x, _mean, std, dim = inputs
+    ctx.save_for_backward(std)
+    ctx.shape = _channel_shape(x, dim % x.dim())
+
+
+def _normalize_backward(ctx, grad):  # type: ignore[no-untyped-def]
+    (std,) = ctx.saved_tensors
+    s = std.to(grad.dtype)
+    if s.dim() == 1:
+        s = s.reshape(ctx.shape)
+    return grad / s, None, None, None
+
+
+normalize_op.register_autograd(_normalize_backward, setup_context=_normalize_setup)
+
+
+# ---- statistics --------------------------------------------------------------------------
+
+
+def _reduced(x: Tensor, dim: int) -> Tensor:
+    shape = list(x.shape)
+    del shape[dim % x.dim()]
+    return x.new_empty(shape)
+
+
+@torch.library.custom_op("rusttorch::mean_var", mutates_args=())
+def mean_var_op(x: Tensor, dim: int, correction: float, nan_policy: str) -> tuple[Tensor, Tensor]:
+    return _native.mean_var(x, dim, correction=correction, nan_policy=nan_policy)
+
+
+@mean_var_op.register_fake
+def _(x: Tensor, dim: int, correction: float, nan_policy: str) -> tuple[Tensor, Tensor]:
+    return _reduced(x, dim), _reduced(x, dim)
+
+
+@torch.library.custom_op("rusttorch::standardize", mutates_args=())
+def standardize_op(
+    x: Tensor, dim: int, correction: float, eps: float, nan_policy: str
+) -> tuple[Tensor, Tensor, Tensor]:
+    return _native.standardize(x, dim, correction=correction, eps=eps, nan_policy=nan_policy)
+
+
+@standardize_op.register_fake
+def _(
+    x: Tensor, dim: int, correction: float, eps: float, nan_policy: str
+) -> tuple[Tensor, Tensor, Tensor]:
+    return _like(x), _reduced(x, dim), _reduced(x, dim)
+
+
+def _standardize_setup(ctx, inputs, output):  # type: ignore[no-untyped-def]
+    x, dim, correction, eps, _nan = inputs
+    _y, mean, std = output
+    ctx.save_for_backward(x, mean, std)
+    ctx.dim, ctx.correction, ctx.eps = dim % x.dim(), correction, eps
+
+
+def _standardize_backward(ctx, gy, gmean, gstd):  # type: ignore[no-untyped-def]
+    x, mean, std = ctx.saved_tensors
+    d = ctx.dim
+    n = x.shape[d]
+    m = mean.unsqueeze(d)
+    s = std.unsqueeze(d)
+    xc = x - m
+    dof = max(n - ctx.correction, 0.0)
+    # y = xc / (s + eps); s = sqrt(sum(xc^2) / dof); sum(xc) = 0 removes the mean's term.
+    denom = s + ctx.eps
+    gx = gy / denom
+    gx = gx - gx.mean(d, keepdim=True)
+    g_s = -(gy * xc).sum(d, keepdim=True) / (denom * denom)
+    if gstd is not None:
+        g_s = g_s + gstd.unsqueeze(d)
+    gx = gx + g_s * xc / (dof * s)
+    if gmean is not None:
+        gx = gx + gmean.unsqueeze(d) / n
+    return gx, None, None, None, None
+
+
+standardize_op.register_autograd(_standardize_backward, setup_context=_standardize_setup)
+
+
+@torch.library.custom_op("rusttorch::minmax_scale", mutates_args=())
+def minmax_scale_op(
+    x: Tensor, dim: int, feature_range: Sequence[float], nan_policy: str
+) -> tuple[Tensor, Tensor, Tensor]:
+    lo, hi = feature_range
+    return _native.minmax_scale(x, dim, feature_range=(lo, hi), nan_policy=nan_policy)
+
+
+@minmax_scale_op.register_fake
+def _(
+    x: Tensor, dim: int, feature_range: Sequence[float], nan_policy: str
+) -> tuple[Tensor, Tensor, Tensor]:
+    return _like(x), _reduced(x, dim), _reduced(x, dim)
+
+
+@torch.library.custom_op("rusttorch::robust_scale", mutates_args=())
+def robust_scale_op(
+    x: Tensor, dim: int, quantile_range: Sequence[float], nan_policy: str
+) -> tuple[Tensor, Tensor, Tensor]:
+    lo, hi = quantile_range
+    return _native.robust_scale(x, dim, quantile_range=(lo, hi), nan_policy=nan_policy)
+
+
+@robust_scale_op.register_fake
+def _(
+    x: Tensor, dim: int, quantile_range: Sequence[float], nan_policy: str
+) -> tuple[Tensor, Tensor, Tensor]:
+    return _like(x), _reduced(x, dim), _reduced(x, dim)
+
+
+# ---- rows --------------------------------------------------------------------------------
+
+
+@torch.library.custom_op("rusttorch::layer_norm", mutates_args=())
+def layer_norm_op(x: Tensor, weight: Tensor | None, bias: Tensor | None, eps: float) -> Tensor:
+    return _native.layer_norm(x, weight, bias, eps)
+
+
+@layer_norm_op.register_fake
+def _(x: Tensor, weight: Tensor | None, bias: Tensor | None, eps: float) -> Tensor:
+    return _like(x)
+
+
+def _layer_norm_setup(ctx, inputs, output):  # type: ignore[no-untyped-def]
+    x, weight, bias, eps = inputs
+    ctx.save_for_backward(x, weight)
+    ctx.eps = eps
+    ctx.has_bias = bias is not None
+
+
+def _layer_norm_backward(ctx, grad):  # type: ignore[no-untyped-def]
+    x, weight = ctx.saved_tensors
+    mean = x.mean(-1, keepdim=True)
+    var = x.var(-1, keepdim=True, correction=0)
+    rstd = torch.rsqrt(var + ctx.eps)
+    xhat = (x - mean) * rstd
+    g = grad if weight is None else grad * weight
+    gx = rstd * (g - g.mean(-1, keepdim=True) - xhat * (g * xhat).mean(-1, keepdim=True))
+    rows = grad.reshape(-1, grad.shape[-1])
+    gw = (rows * xhat.reshape(rows.shape)).sum(0) if weight is not None else None
+    gb = rows.sum(0) if ctx.has_bias else None
+    return gx, gw, gb, None
+
+
+layer_norm_op.register_autograd(_layer_norm_backward, setup_context=_layer_norm_setup)
+
+
+@torch.library.custom_op("rusttorch::rms_norm", mutates_args=())
+def rms_norm_op(x: Tensor, weight: Tensor | None, eps: float | None) -> Tensor:
+    return _native.rms_norm(x, weight, eps)
+
+
+@rms_norm_op.register_fake
+def _(x: Tensor, weight: Tensor | None, eps: float | None) -> Tensor:
+    return _like(x)
+
+
+def _rms_norm_setup(ctx, inputs, output):  # type: ignore[no-untyped-def]
+    x, weight, eps = inputs
+    ctx.save_for_backward(x, weight)
+    ctx.eps = torch.finfo(x.dtype).eps if eps is None else eps
+
+
+def _rms_norm_backward(ctx, grad):  # type: ignore[no-untyped-def]
+    x, weight = ctx.saved_tensors
+    r = torch.rsqrt((x * x).mean(-1, keepdim=True) + ctx.eps)
+    g = grad if weight is None else grad * weight
+    gx = r * (g - x * (r * r) * (g * x).mean(-1, keepdim=True))
+    gw = None
+    if weight is not None:
+        rows = grad.reshape(-1, grad.shape[-1])
+        gw = (rows * (x * r).reshape(rows.shape)).sum(0)
+    return gx, gw, None
+
+
+rms_norm_op.register_autograd(_rms_norm_backward, setup_context=_rms_norm_setup)
+
+
+@torch.library.custom_op("rusttorch::softmax", mutates_args=())
+def softmax_op(x: Tensor) -> Tensor:
+    return _native.softmax(x)
+
+
+@torch.library.custom_op("rusttorch::log_softmax", mutates_args=())
+def log_softmax_op(x: Tensor) -> Tensor:
+    return _native.log_softmax(x)
+
+
+softmax_op.register_fake(_like)
+log_softmax_op.register_fake(_like)
+
+
+def _softmax_backward(ctx, grad):  # type: ignore[no-untyped-def]
+    (y,) = ctx.saved_tensors
+    return y * (grad - (grad * y).sum(-1, keepdim=True))
+
+
+def _log_softmax_backward(ctx, grad):  # type: ignore[no-untyped-def]
+    (y,) = ctx.saved_tensors
+    return grad - torch.exp(y) * grad.sum(-1, keepdim=True)
+
+
+softmax_op.register_autograd(_softmax_backward, setup_context=_save_output)
+log_softmax_op.register_autograd(_log_softmax_backward, setup_context=_save_output)
+
+
+@torch.library.custom_op("rusttorch::l2_normalize", mutates_args=())
+def l2_normalize_op(x: Tensor, eps: float) -> Tensor:
+    return _native.l2_normalize(x, -1, eps)
+
+
+@l2_normalize_op.register_fake
+def _(x: Tensor, eps: float) -> Tensor:
+    return _like(x)
+
+
+def _l2_normalize_backward(ctx, grad):  # type: ignore[no-untyped-def]
+    (x,) = ctx.saved_tensors
+    (eps,) = ctx.args
+    norm = torch.linalg.vector_norm(x, dim=-1, keepdim=True)
+    n = norm.clamp_min(eps)
+    y = x / n
+    # Where the norm is clamped, the denominator is a constant.
+    inside = (norm > eps).to(grad.dtype)
+    return grad / n - inside * y * (grad * y).sum(-1, keepdim=True) / n, None
+
+
+l2_normalize_op.register_autograd(_l2_normalize_backward, setup_context=_save_input)
+
+
+# ---- distances ---------------------------------------------------------------------------
+
+
+@torch.library.custom_op("rusttorch::cdist", mutates_args=())
+def cdist_op(x: Tensor, y: Tensor, metric: str) -> Tensor:
+    return _native.cdist(x, y, metric)
+
+
+@cdist_op.register_fake
+def _(x: Tensor, y: Tensor, metric: str) -> Tensor:
+    return x.new_empty((*x.shape[:-1], y.shape[-2]))
+
+
+@torch.library.custom_op("rusttorch::cosine_similarity", mutates_args=())
+def cosine_similarity_op(x1: Tensor, x2: Tensor, eps: float) -> Tensor:
+    return _native.cosine_similarity(x1, x2, -1, eps)
+
+
+@cosine_similarity_op.register_fake
+def _(x1: Tensor, x2: Tensor, eps: float) -> Tensor:
+    return x1.new_empty(x1.shape[:-1])

@@ -1,0 +1,550 @@
+//! Distances: `cdist` between the rows of two matrices (l2, squared l2, cosine, dot),
+//! row-wise `cosine_similarity`, and `l2_normalize`.
+//!
+//! `cdist` computes every dot product with a register-blocked kernel (the shape of a GEMM
+//! micro-kernel: MR rows of `x` against a packed panel of NR rows of `y`, accumulated in
+//! MR x NR registers) and applies the metric in the same pass, so the output is written
+//! once. Like `torch.cdist` for more than 25 rows, the Euclidean metrics use
+//! `|x|^2 + |y|^2 - 2 x.y` (clamped at 0): fast, with an absolute error of a few ulps of
+//! `|x|^2 + |y|^2`, which is large relative to the distance of near-identical rows.
+
+use crate::dispatch::{Isa, Kernel, SimdLevel, dispatch_at, simd_level};
+use crate::error::{Result, SimdError, check_len};
+use crate::parallel::{PARALLEL_MIN_ELEMENTS, map_tasks, run_tasks};
+use crate::real::{Real, madd};
+use crate::rows::lane_sum;
+
+/// The metric of [`cdist`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Metric {
+    /// Euclidean distance.
+    L2,
+    /// Squared Euclidean distance.
+    SqEuclidean,
+    /// Cosine distance, `1 - cos(x, y)`; a row's norm is clamped at `eps` = 1e-8 as
+    /// `torch.nn.functional.cosine_similarity` does.
+    Cosine,
+    /// The dot product (a similarity, not a distance).
+    Dot,
+}
+
+impl Metric {
+    /// Parses `"l2"` (or `"euclidean"`), `"sqeuclidean"`, `"cosine"`, `"dot"`.
+    pub fn from_name(name: &str) -> Option<Metric> {
+        match name {
+            "l2" | "euclidean" => Some(Metric::L2),
+            "sqeuclidean" => Some(Metric::SqEuclidean),
+            "cosine" => Some(Metric::Cosine),
+            "dot" => Some(Metric::Dot),
+            _ => None,
+        }
+    }
+}
+
+/// The eps of `cosine_similarity`'s default, used by the cosine metric.
+pub const COSINE_EPS: f64 = 1e-8;
+
+/// Register-block shape (MR rows of x, NR columns of y) for a level and element size.
+fn block_shape(level: SimdLevel, size: usize) -> (usize, usize) {
+    match (level, size) {
+        (SimdLevel::Scalar, _) => (1, 1),
+        (SimdLevel::Avx512, 4) => (6, 32),
+        (SimdLevel::Avx512, _) => (6, 16),
+        (SimdLevel::Avx2, 4) => (6, 16),
+        (SimdLevel::Avx2, _) => (6, 8),
+        (_, 4) => (6, 8),
+        (_, _) => (6, 4),
+    }
+}
+
+/// `y` (m x d) packed into panels of `nr` rows, transposed: panel p holds, for each k,
+/// the nr values `y[p*nr + c][k]` side by side; missing rows are zero.
+fn pack_panels<T: Real>(y: &[T], m: usize, d: usize, nr: usize) -> Vec<T> {
+    let panels = m.div_ceil(nr);
+    let mut packed = vec![T::ZERO; panels * nr * d];
+    for (p, panel) in packed.chunks_mut(nr * d).enumerate() {
+        for c in 0..nr {
+            let row = p * nr + c;
+            if row >= m {
+                break;
+            }
+            let src = &y[row * d..(row + 1) * d];
+            for (k, &v) in src.iter().enumerate() {
+                panel[k * nr + c] = v;
+            }
+        }
+    }
+    packed
+}
+
+/// Per-row data the epilogue needs: squared norms (Euclidean) or clamped inverse norms
+/// (cosine).
+fn row_factors<T: Real>(x: &[T], d: usize, metric: Metric, level: SimdLevel) -> Vec<T> {
+    match metric {
+        Metric::Dot => vec![T::ZERO; x.len() / d.max(1)],
+        Metric::L2 | Metric::SqEuclidean => x
+            .chunks_exact(d.max(1))
+            .map(|r| dispatch_at(level, SumSquares(r)))
+            .collect(),
+        Metric::Cosine => x
+            .chunks_exact(d.max(1))
+            .map(|r| {
+                let n = dispatch_at(level, SumSquares(r)).sqrt();
+                let eps = T::from_f64(COSINE_EPS);
+                T::ONE / if n < eps { eps } else { n }
+            })
+            .collect(),
+    }
+}
+
+struct SumSquares<'a, T>(&'a [T]);
+impl<T: Real> Kernel for SumSquares<'_, T> {
+    type Output = T;
+    #[inline(always)]
+    fn run<I: Isa>(self) -> T {
+        if I::SCALAR {
+            lane_sum::<T, I, 1>(self.0, |v| v * v)
+        } else {
+            lane_sum::<T, I, 32>(self.0, |v| v * v)
+        }
+    }
+}
+
+/// A band of rows of `x` against every panel of `y`. `x_factor` holds one value per row
+/// of the band and `y_factor` one per row of `y`.
+struct Band<'a, T> {
+    x: &'a [T],
+    out: &'a mut [T],
+    packed: &'a [T],
+    m: usize,
+    d: usize,
+    x_factor: &'a [T],
+    y_factor: &'a [T],
+    metric: Metric,
+}
+
+#[inline(always)]
+fn epilogue<T: Real>(metric: Metric, dot: T, fx: T, fy: T) -> T {
+    match metric {
+        Metric::Dot => dot,
+        Metric::SqEuclidean | Metric::L2 => {
+            let d2 = fx + fy - T::TWO * dot;
+            // Clamped at 0 (rounding can make it slightly negative); NaN kept.
+            let d2 = if d2 < T::ZERO { T::ZERO } else { d2 };
+            if metric == Metric::L2 { d2.sqrt() } else { d2 }
+        }
+        Metric::Cosine => T::ONE - dot * fx * fy,
+    }
+}
+
+#[inline(always)]
+fn band<T: Real, I: Isa, const MR: usize, const NR: usize>(k: Band<'_, T>) {
+    let d = k.d;
+    let rows = k.out.len() / k.m.max(1);
+    if d == 0 || rows == 0 {
+        return;
+    }
+    // The band's rows packed MR at a time, k-major (for each k, the MR values side by
+    // side), so that the inner loop reads both operands sequentially; rows past the end
+    // repeat the last row, and their results are dropped.
+    let groups = rows.div_ceil(MR);
+    let mut apack = vec![T::ZERO; groups * MR * d];
+    for (g, group) in apack.chunks_exact_mut(MR * d).enumerate() {
+        for r in 0..MR {
+            let row = (g * MR + r).min(rows - 1);
+            let src = &k.x[row * d..(row + 1) * d];
+            for (kk, &v) in src.iter().enumerate() {
+                group[kk * MR + r] = v;
+            }
+        }
+    }
+    for (p, panel) in k.packed.chunks_exact(NR * d).enumerate() {
+        let j0 = p * NR;
+        let width = NR.min(k.m - j0);
+        for (g, group) in apack.chunks_exact(MR * d).enumerate() {
+            let i0 = g * MR;
+            let height = MR.min(rows - i0);
+            let mut acc = [[T::ZERO; NR]; MR];
+            for (a, b) in group.chunks_exact(MR).zip(panel.chunks_exact(NR)) {
+                let (Ok(a), Ok(b)) = (<&[T; MR]>::try_from(a), <&[T; NR]>::try_from(b)) else {
+                    return;
+                };
+                for r in 0..MR {
+                    for c in 0..NR {
+                        acc[r][c] = madd::<T, I>(a[r], b[c], acc[r][c]);
+                    }
+                }
+            }
+            // Copied out with constant indices only: a dynamic index into `acc` would make
+            // LLVM keep the accumulators in memory instead of registers.
+            let mut tile = [[T::ZERO; NR]; MR];
+            for r in 0..MR {
+                for c in 0..NR {
+                    tile[r][c] = acc[r][c];
+                }
+            }
+            let fys = &k.y_factor[j0..j0 + width];
+            for (r, acc_row) in tile.iter().enumerate().take(height) {
+                let i = i0 + r;
+                let fx = k.x_factor[i];
+                let orow = &mut k.out[i * k.m + j0..i * k.m + j0 + width];
+                for ((o, &dot), &fy) in orow.iter_mut().zip(acc_row).zip(fys) {
+                    *o = epilogue(k.metric, dot, fx, fy);
+                }
+            }
+        }
+    }
+}
+
+impl<T: Real> Kernel for Band<'_, T> {
+    type Output = ();
+    #[inline(always)]
+    fn run<I: Isa>(self) {
+        let (mr, nr) = block_shape(I::LEVEL, std::mem::size_of::<T>());
+        match (mr, nr) {
+            (1, 1) => band::<T, I, 1, 1>(self),
+            (6, 32) => band::<T, I, 6, 32>(self),
+            (6, 16) => band::<T, I, 6, 16>(self),
+            (6, 8) => band::<T, I, 6, 8>(self),
+            _ => band::<T, I, 6, 4>(self),
+        }
+    }
+}
+
+/// Distances between every row of `x` (`n x d`) and every row of `y` (`m x d`), written
+/// to `out` (`n x m`, row-major).
+pub fn cdist<T: Real>(x: &[T], y: &[T], d: usize, metric: Metric, out: &mut [T]) -> Result<()> {
+    cdist_cancellable(x, y, d, metric, out, None)
+}
+
+pub(crate) fn cdist_cancellable<T: Real>(
+    x: &[T],
+    y: &[T],
+    d: usize,
+    metric: Metric,
+    out: &mut [T],
+    cancel: Option<&rt_view::cancel::CancelToken>,
+) -> Result<()> {
+    let rows = |len: usize, what: &'static str| -> Result<usize> {
+        if d == 0 {
+            return Ok(0);
+        }
+        if len % d != 0 {
+            return Err(SimdError::InvalidArgument {
+                name: what,
+                reason: format!("{len} elements do not split into rows of {d}"),
+            });
+        }
+        Ok(len / d)
+    };
+    let (n, m) = (rows(x.len(), "x")?, rows(y.len(), "y")?);
+    if d == 0 {
+        // Rows of no features: the caller's shapes say how many; out must be n x m then.
+        let value = epilogue(metric, T::ZERO, T::ZERO, T::ZERO);
+        out.iter_mut().for_each(|o| *o = value);
+        return Ok(());
+    }
+    check_len("output length (x rows * y rows)", n * m, out.len())?;
+    if n == 0 || m == 0 {
+        return Ok(());
+    }
+    let level = simd_level();
+    let (mr, nr) = block_shape(level, std::mem::size_of::<T>());
+    let packed = pack_panels(y, m, d, nr);
+    let x_factor = row_factors(x, d, metric, level);
+    let y_factor = row_factors(y, d, metric, level);
+    let work = n * m * d;
+    let threads = rt_view::threads::get_num_threads().max(1);
+    let band_rows = if work < PARALLEL_MIN_ELEMENTS * 4 {
+        n
+    } else {
+        // Several bands per thread, each a multiple of MR rows.
+        let per = n.div_ceil(threads * 4).max(1);
+        per.div_ceil(mr) * mr
+    };
+    let run = |(b, out): (usize, &mut [T])| -> Result<()> {
+        if let Some(token) = cancel {
+            token.check()?;
+        }
+        let i0 = b * band_rows;
+        let rows = out.len() / m;
+        let kernel = Band {
+            x: &x[i0 * d..(i0 + rows) * d],
+            out,
+            packed: &packed,
+            m,
+            d,
+            x_factor: &x_factor[i0..i0 + rows],
+            y_factor: &y_factor,
+            metric,
+        };
+        dispatch_at(level, kernel);
+        Ok(())
+    };
+    if band_rows >= n {
+        return run((0, out));
+    }
+    let results = map_tasks(out.chunks_mut(band_rows * m).enumerate().collect(), run)?;
+    results.into_iter().collect()
+}
+
+struct RowPairs<'a, T> {
+    x1: &'a [T],
+    x2: &'a [T],
+    d: usize,
+    eps: T,
+    out: &'a mut [T],
+}
+
+impl<T: Real> Kernel for RowPairs<'_, T> {
+    type Output = ();
+    #[inline(always)]
+    fn run<I: Isa>(self) {
+        let d = self.d.max(1);
+        let rows = self.x1.chunks_exact(d).zip(self.x2.chunks_exact(d));
+        for (o, (a, b)) in self.out.iter_mut().zip(rows) {
+            let (dot, n1, n2) = if I::SCALAR {
+                dot_norms::<T, I, 1>(a, b)
+            } else {
+                dot_norms::<T, I, 16>(a, b)
+            };
+            let clamp = |n: T| if n < self.eps { self.eps } else { n };
+            *o = dot / (clamp(n1.sqrt()) * clamp(n2.sqrt()));
+        }
+    }
+}
+
+#[inline(always)]
+fn dot_norms<T: Real, I: Isa, const L: usize>(a: &[T], b: &[T]) -> (T, T, T) {
+    let mut dot = [T::ZERO; L];
+    let mut na = [T::ZERO; L];
+    let mut nb = [T::ZERO; L];
+    let ca = a.chunks_exact(L);
+    let cb = b.chunks_exact(L);
+    let (ta, tb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for j in 0..L {
+            dot[j] = madd::<T, I>(x[j], y[j], dot[j]);
+            na[j] = madd::<T, I>(x[j], x[j], na[j]);
+            nb[j] = madd::<T, I>(y[j], y[j], nb[j]);
+        }
+    }
+    let (mut d, mut s1, mut s2) = (T::ZERO, T::ZERO, T::ZERO);
+    for (&x, &y) in ta.iter().zip(tb) {
+        d += x * y;
+        s1 += x * x;
+        s2 += y * y;
+    }
+    for j in 0..L {
+        d += dot[j];
+        s1 += na[j];
+        s2 += nb[j];
+    }
+    (d, s1, s2)
+}
+
+/// Row-wise cosine similarity of two `n x d` matrices, as
+/// `torch.nn.functional.cosine_similarity(x1, x2, dim=-1, eps)`:
+/// `x1.x2 / (max(|x1|, eps) max(|x2|, eps))`.
+pub fn cosine_similarity<T: Real>(
+    x1: &[T],
+    x2: &[T],
+    d: usize,
+    eps: f64,
+    out: &mut [T],
+) -> Result<()> {
+    check_len("x1 and x2 lengths", x1.len(), x2.len())?;
+    let n = x1.len().checked_div(d).unwrap_or(out.len());
+    if d > 0 && x1.len() % d != 0 {
+        return Err(SimdError::InvalidArgument {
+            name: "x1",
+            reason: format!("{} elements do not split into rows of {d}", x1.len()),
+        });
+    }
+    check_len("output length (rows)", n, out.len())?;
+    if d == 0 {
+        out.iter_mut().for_each(|o| *o = T::ZERO);
+        return Ok(());
+    }
+    let level = simd_level();
+    let eps = T::from_f64(eps);
+    let rows_per_task = (PARALLEL_MIN_ELEMENTS / d).max(1);
+    let task = |((x1, x2), out): ((&[T], &[T]), &mut [T])| {
+        dispatch_at(
+            level,
+            RowPairs {
+                x1,
+                x2,
+                d,
+                eps,
+                out,
+            },
+        )
+    };
+    if x1.len() < PARALLEL_MIN_ELEMENTS {
+        task(((x1, x2), out));
+        return Ok(());
+    }
+    run_tasks(
+        x1.chunks(rows_per_task * d)
+            .zip(x2.chunks(rows_per_task * d))
+            .zip(out.chunks_mut(rows_per_task))
+            .collect(),
+        task,
+    )
+}
+
+struct Normalize<'a, T> {
+    x: &'a [T],
+    y: &'a mut [T],
+    d: usize,
+    eps: T,
+}
+
+impl<T: Real> Kernel for Normalize<'_, T> {
+    type Output = ();
+    #[inline(always)]
+    fn run<I: Isa>(self) {
+        let d = self.d.max(1);
+        for (x, y) in self.x.chunks_exact(d).zip(self.y.chunks_exact_mut(d)) {
+            let ss = if I::SCALAR {
+                lane_sum::<T, I, 1>(x, |v| v * v)
+            } else {
+                lane_sum::<T, I, 32>(x, |v| v * v)
+            };
+            let n = ss.sqrt();
+            let n = if n < self.eps { self.eps } else { n };
+            for (o, &v) in y.iter_mut().zip(x) {
+                *o = v / n;
+            }
+        }
+    }
+}
+
+/// `torch.nn.functional.normalize(x, p=2, dim=-1, eps)`: each row of `d` divided by
+/// `max(|row|, eps)`.
+pub fn l2_normalize<T: Real>(x: &[T], d: usize, eps: f64, y: &mut [T]) -> Result<()> {
+    check_len("input and output lengths", x.len(), y.len())?;
+    if d == 0 {
+        return Ok(());
+    }
+    if x.len() % d != 0 {
+        return Err(SimdError::InvalidArgument {
+            name: "x",
+            reason: format!("{} elements do not split into rows of {d}", x.len()),
+        });
+    }
+    let level = simd_level();
+    let eps = T::from_f64(eps);
+    let rows_per_task = (PARALLEL_MIN_ELEMENTS / d).max(1);
+    let task = |(x, y): (&[T], &mut [T])| dispatch_at(level, Normalize { x, y, d, eps });
+    if x.len() < PARALLEL_MIN_ELEMENTS {
+        task((x, y));
+        return Ok(());
+    }
+    run_tasks(
+        x.chunks(rows_per_task * d)
+            .zip(y.chunks_mut(rows_per_task * d))
+            .collect(),
+        task,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn naive(x: &[f64], y: &[f64], d: usize, metric: Metric) -> Vec<f64> {
+        let (n, m) = (x.len() / d, y.len() / d);
+        let mut out = Vec::with_capacity(n * m);
+        for i in 0..n {
+            for j in 0..m {
+                let a = &x[i * d..(i + 1) * d];
+                let b = &y[j * d..(j + 1) * d];
+                let dot: f64 = a.iter().zip(b).map(|(p, q)| p * q).sum();
+                let sq: f64 = a.iter().zip(b).map(|(p, q)| (p - q) * (p - q)).sum();
+                let na = a.iter().map(|v| v * v).sum::<f64>().sqrt().max(1e-8);
+                let nb = b.iter().map(|v| v * v).sum::<f64>().sqrt().max(1e-8);
+                out.push(match metric {
+                    Metric::Dot => dot,
+                    Metric::SqEuclidean => sq,
+                    Metric::L2 => sq.sqrt(),
+                    Metric::Cosine => 1.0 - dot / (na * nb),
+                });
+            }
+        }
+        out
+    }
+
+    proptest! {
+        #[test]
+        fn cdist_matches_the_naive_loops_at_every_level(
+            n in 1usize..20,
+            m in 1usize..40,
+            d in 1usize..20,
+            seed in 0u64..1000,
+        ) {
+            let make = |len: usize, s: u64| -> Vec<f64> {
+                (0..len).map(|i| ((i as u64 * 2654435761 + s) % 200) as f64 / 20.0 - 5.0).collect()
+            };
+            let x = make(n * d, seed);
+            let y = make(m * d, seed + 7);
+            for metric in [Metric::Dot, Metric::SqEuclidean, Metric::L2, Metric::Cosine] {
+                let want = naive(&x, &y, d, metric);
+                for level in crate::dispatch::supported_levels() {
+                    let (_, nr) = block_shape(level, 8);
+                    let packed = pack_panels(&y, m, d, nr);
+                    let mut out = vec![0.0; n * m];
+                    let kernel = Band {
+                        x: &x,
+                        out: &mut out,
+                        packed: &packed,
+                        m,
+                        d,
+                        x_factor: &row_factors(&x, d, metric, level),
+                        y_factor: &row_factors(&y, d, metric, level),
+                        metric,
+                    };
+                    dispatch_at(level, kernel);
+                    for (g, w) in out.iter().zip(&want) {
+                        // |x|^2 + |y|^2 - 2xy errs by a few ulps of |x|^2 + |y|^2 (at most
+                        // 2 * 25 * d here); compare squares for l2.
+                        let (g, w) = if metric == Metric::L2 { (g * g, w * w) } else { (*g, *w) };
+                        let tol = 1e-14 * (1.0 + w.abs() + 50.0 * d as f64);
+                        prop_assert!((g - w).abs() <= tol, "{metric:?} at {level}: {g} vs {w}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn large_cdist_splits_into_bands() {
+        let (n, m, d) = (500, 300, 33);
+        let x: Vec<f32> = (0..n * d).map(|i| ((i * 13) % 17) as f32 / 7.0).collect();
+        let y: Vec<f32> = (0..m * d).map(|i| ((i * 11) % 19) as f32 / 5.0).collect();
+        let mut out = vec![0f32; n * m];
+        cdist(&x, &y, d, Metric::Dot, &mut out).unwrap();
+        let x64: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
+        let y64: Vec<f64> = y.iter().map(|&v| f64::from(v)).collect();
+        let want = naive(&x64, &y64, d, Metric::Dot);
+        for (g, w) in out.iter().zip(&want) {
+            assert!((f64::from(*g) - w).abs() <= 1e-4 * (1.0 + w.abs()));
+        }
+        assert!(cdist(&x, &y[..10], d, Metric::Dot, &mut out).is_err());
+    }
+
+    #[test]
+    fn cosine_similarity_and_normalize() {
+        let x1 = [3.0f64, 4.0, 0.0, 0.0];
+        let x2 = [6.0f64, 8.0, 1.0, 0.0];
+        let mut out = [0.0; 2];
+        cosine_similarity(&x1, &x2, 2, 1e-8, &mut out).unwrap();
+        assert!((out[0] - 1.0).abs() < 1e-15);
+        assert_eq!(out[1], 0.0);
+        let mut y = [0.0; 4];
+        l2_normalize(&x1, 2, 1e-12, &mut y).unwrap();
+        assert_eq!(y, [0.6, 0.8, 0.0, 0.0]);
+    }
+}

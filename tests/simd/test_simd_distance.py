@@ -1,0 +1,118 @@
+"""cdist against torch.cdist and explicit formulas: every metric, dtype and SIMD level,
+odd sizes around the register blocks, batches, strided inputs, out=, and the accuracy of
+the expanded Euclidean form."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from _simd_support import REDUCTION_DTYPES, assert_close_to, dtype_name
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import rusttorch_simd as rs
+
+EPS = {torch.float32: 2.0**-23, torch.float64: 2.0**-52}
+
+
+def points(n: int, d: int, dtype: torch.dtype, seed: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, d, generator=g, dtype=torch.float64).to(dtype)
+
+
+def reference(x: torch.Tensor, y: torch.Tensor, metric: str) -> torch.Tensor:
+    x, y = x.double(), y.double()
+    if metric == "dot":
+        return x @ y.transpose(-1, -2)
+    diff = x.unsqueeze(-2) - y.unsqueeze(-3)
+    sq = (diff * diff).sum(-1)
+    if metric == "sqeuclidean":
+        return sq
+    if metric == "l2":
+        return sq.sqrt()
+    nx = x.norm(dim=-1, keepdim=True).clamp_min(1e-8)
+    ny = y.norm(dim=-1, keepdim=True).clamp_min(1e-8)
+    return 1.0 - (x / nx) @ (y / ny).transpose(-1, -2)
+
+
+def check(x: torch.Tensor, y: torch.Tensor, metric: str) -> None:
+    got = rs.cdist(x, y, metric)
+    want = reference(x, y, metric)
+    d = x.shape[-1]
+    eps = EPS[x.dtype]
+    # |x|^2 + |y|^2 - 2 x.y rounds at the scale of the norms (as torch.cdist for > 25 rows).
+    norms = x.double().pow(2).sum(-1).unsqueeze(-1) + y.double().pow(2).sum(-1).unsqueeze(-2)
+    atol = 4 * (d + 4) * eps * norms
+    if metric == "l2":
+        got, want = got.double() ** 2, want**2
+    if metric == "cosine":
+        atol = torch.full_like(want, 4 * (d + 4) * eps)
+    assert_close_to(got, want, 4 * eps, atol, f"{metric} {list(x.shape)} x {list(y.shape)}")
+
+
+METRICS = ["l2", "sqeuclidean", "cosine", "dot"]
+
+
+@pytest.mark.parametrize("dtype", REDUCTION_DTYPES, ids=dtype_name)
+@pytest.mark.parametrize("metric", METRICS)
+@pytest.mark.parametrize(
+    "n,m,d", [(1, 1, 1), (7, 33, 5), (13, 17, 64), (200, 301, 3), (97, 65, 129)]
+)
+def test_cdist(level: str, metric: str, dtype: torch.dtype, n: int, m: int, d: int) -> None:
+    check(points(n, d, dtype, 1), points(m, d, dtype, 2), metric)
+
+
+@pytest.mark.parametrize("dtype", REDUCTION_DTYPES, ids=dtype_name)
+def test_l2_matches_torch_cdist(dtype: torch.dtype) -> None:
+    x, y = points(300, 40, dtype, 3), points(200, 40, dtype, 4)
+    got, want = rs.cdist(x, y), torch.cdist(x, y)
+    assert torch.allclose(got, want, rtol=1e-4 if dtype == torch.float32 else 1e-10, atol=1e-3)
+
+
+def test_batched_strided_and_out() -> None:
+    x = points(2 * 30, 9, torch.float32, 5).reshape(2, 30, 9)
+    y = points(2 * 20, 9, torch.float32, 6).reshape(2, 20, 9)
+    check(x, y, "l2")
+    check(x[:, ::2, :], y.transpose(1, 2).contiguous().transpose(1, 2), "dot")
+    out = torch.empty(2, 20, 30).transpose(1, 2)
+    assert rs.cdist(x, y, "sqeuclidean", out=out) is out
+    assert torch.allclose(out, reference(x, y, "sqeuclidean").float(), rtol=1e-5, atol=1e-4)
+
+
+def test_empty_and_zero_features() -> None:
+    assert rs.cdist(torch.empty(0, 3), torch.ones(4, 3)).shape == (0, 4)
+    assert rs.cdist(torch.ones(2, 3), torch.empty(0, 3)).shape == (2, 0)
+    assert torch.equal(rs.cdist(torch.ones(2, 0), torch.ones(3, 0)), torch.zeros(2, 3))
+    assert torch.equal(rs.cdist(torch.ones(2, 0), torch.ones(3, 0), "cosine"), torch.ones(2, 3))
+
+
+def test_nan_propagates_to_its_row_and_column() -> None:
+    x = points(5, 4, torch.float64, 7)
+    y = points(6, 4, torch.float64, 8)
+    x[2, 1] = float("nan")
+    for metric in METRICS:
+        got = rs.cdist(x, y, metric)
+        assert got[2].isnan().all() and not got[[0, 1, 3, 4]].isnan().any(), metric
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    n=st.integers(1, 40),
+    m=st.integers(1, 70),
+    d=st.integers(1, 40),
+    metric=st.sampled_from(METRICS),
+    dtype=st.sampled_from(REDUCTION_DTYPES),
+)
+def test_any_sizes(n: int, m: int, d: int, metric: str, dtype: torch.dtype) -> None:
+    check(points(n, d, dtype, n), points(m, d, dtype, m + 100), metric)
+
+
+def test_long_calls_run_interruptibly_and_still_agree() -> None:
+    # More than 2^30 multiply-adds: the Ctrl-C-aware path (a helper thread, a cancel token
+    # polled between bands), with a new output and with a strided out=.
+    x, y = points(2048, 257, torch.float32, 9), points(2048, 257, torch.float32, 10)
+    want = x @ y.T
+    assert torch.allclose(rs.cdist(x, y, "dot"), want, rtol=1e-4, atol=1e-3)
+    out = torch.empty(2048, 2048).t()
+    rs.cdist(x, y, "dot", out=out)
+    assert torch.allclose(out, want, rtol=1e-4, atol=1e-3)
