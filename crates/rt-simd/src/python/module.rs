@@ -2,7 +2,7 @@
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use rt_view::threads;
+use rt_view::python::{_thread_env_problem, add_thread_functions};
 
 use super::{distance, elementwise, rows, stats};
 use crate::dispatch::{self, SimdLevel};
@@ -40,33 +40,6 @@ fn set_simd_level(level: Option<&str>) -> PyResult<()> {
     Ok(dispatch::set_simd_level(level)?)
 }
 
-#[pyfunction]
-fn get_num_threads() -> usize {
-    threads::get_num_threads()
-}
-
-#[pyfunction]
-fn set_num_threads(n: i64) -> PyResult<()> {
-    let n = usize::try_from(n).map_err(|_| {
-        PyValueError::new_err(format!(
-            "invalid thread count {n}: expected an integer >= 1"
-        ))
-    })?;
-    Ok(threads::set_num_threads(n)?)
-}
-
-/// Registered with `os.register_at_fork` by the Python package.
-#[pyfunction]
-fn _forget_pool_after_fork() {
-    threads::forget_pool_after_fork();
-}
-
-/// The problem with `RUSTTORCH_NUM_THREADS`, if any, for a warning at import.
-#[pyfunction]
-fn _thread_env_problem() -> Option<String> {
-    threads::env_num_threads().err().map(|e| e.to_string())
-}
-
 /// The problem with `RUSTTORCH_SIMD`, if any, for a warning at import.
 #[pyfunction]
 fn _simd_env_problem() -> Option<String> {
@@ -80,9 +53,7 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(simd_level, m)?)?;
     m.add_function(wrap_pyfunction!(supported_simd_levels, m)?)?;
     m.add_function(wrap_pyfunction!(set_simd_level, m)?)?;
-    m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
-    m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
-    m.add_function(wrap_pyfunction!(_forget_pool_after_fork, m)?)?;
+    add_thread_functions(m)?;
     m.add_function(wrap_pyfunction!(_thread_env_problem, m)?)?;
     m.add_function(wrap_pyfunction!(_simd_env_problem, m)?)?;
     m.add_function(wrap_pyfunction!(elementwise::relu, m)?)?;

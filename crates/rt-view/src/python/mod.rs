@@ -8,6 +8,7 @@ mod gil;
 mod input;
 mod interrupt;
 mod output;
+mod thread_functions;
 mod torch_api;
 
 #[cfg(feature = "extension")]
@@ -17,4 +18,5 @@ pub use gil::run_released;
 pub use input::{Access, PyTensor, Source};
 pub use interrupt::{SIGNAL_POLL_INTERVAL, run_interruptible};
 pub use output::{check_out, owned_to_torch, share_with_torch, torch_empty};
+pub use thread_functions::{_thread_env_problem, add_thread_functions};
 pub use torch_api::{TorchApi, is_torch_tensor, torch};

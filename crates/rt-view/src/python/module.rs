@@ -8,8 +8,8 @@ use pyo3::types::PyTuple;
 use super::input::{Access, PyTensor};
 use super::output::{check_out, owned_to_torch, share_with_torch, torch_empty};
 use super::torch_api::is_torch_tensor;
-use super::{run_interruptible, run_released};
-use crate::{DType, OwnedTensor, TensorViewMut, copy::copy_into, dispatch_dtype, threads};
+use super::{_thread_env_problem, add_thread_functions, run_interruptible, run_released};
+use crate::{DType, OwnedTensor, TensorViewMut, copy::copy_into, dispatch_dtype};
 
 /// What rusttorch sees when it borrows a tensor.
 #[pyclass(frozen, module = "rusttorch_view")]
@@ -219,21 +219,6 @@ fn _copy_torch_alloc<'py>(py: Python<'py>, x: &Bound<'py, PyAny>) -> PyResult<Bo
 }
 
 #[pyfunction]
-fn get_num_threads() -> usize {
-    threads::get_num_threads()
-}
-
-#[pyfunction]
-fn set_num_threads(n: i64) -> PyResult<()> {
-    let n = usize::try_from(n).map_err(|_| {
-        PyValueError::new_err(format!(
-            "invalid thread count {n}: expected an integer >= 1"
-        ))
-    })?;
-    Ok(threads::set_num_threads(n)?)
-}
-
-#[pyfunction]
 fn cpu_features() -> Vec<&'static str> {
     crate::cpu::cpu_features()
 }
@@ -257,18 +242,6 @@ fn _sleep_interruptible(py: Python<'_>, seconds: f64) -> PyResult<f64> {
     Ok(start.elapsed().as_secs_f64())
 }
 
-/// Registered with `os.register_at_fork` by the Python package.
-#[pyfunction]
-fn _forget_pool_after_fork() {
-    threads::forget_pool_after_fork();
-}
-
-/// The problem with `RUSTTORCH_NUM_THREADS`, if any, for a warning at import.
-#[pyfunction]
-fn _thread_env_problem() -> Option<String> {
-    threads::env_num_threads().err().map(|e| e.to_string())
-}
-
 #[pymodule]
 #[pyo3(name = "_native")]
 fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -278,12 +251,10 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(to_torch, m)?)?;
     m.add_function(wrap_pyfunction!(copy, m)?)?;
     m.add_function(wrap_pyfunction!(_copy_torch_alloc, m)?)?;
-    m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
-    m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
+    add_thread_functions(m)?;
+    m.add_function(wrap_pyfunction!(_thread_env_problem, m)?)?;
     m.add_function(wrap_pyfunction!(cpu_features, m)?)?;
     m.add_function(wrap_pyfunction!(supported_dtypes, m)?)?;
-    m.add_function(wrap_pyfunction!(_forget_pool_after_fork, m)?)?;
     m.add_function(wrap_pyfunction!(_sleep_interruptible, m)?)?;
-    m.add_function(wrap_pyfunction!(_thread_env_problem, m)?)?;
     Ok(())
 }
