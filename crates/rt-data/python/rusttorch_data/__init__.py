@@ -1,0 +1,36 @@
+"""Parallel, streaming, resumable loaders from CSV, Parquet, Arrow and .npy straight into torch
+tensors, and a DataLoader that shuffles, shards and batches them in Rust threads.
+
+>>> import rusttorch_data as rd                                   # doctest: +SKIP
+>>> X, y = rd.read_csv("train.csv", label="target")                # doctest: +SKIP
+>>> loader = rd.DataLoader("train.parquet", label="target", batch_size=256, shuffle=True)  # doctest: +SKIP
+>>> for features, labels in loader:                                # doctest: +SKIP
+...     ...
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+from . import _native
+from ._native import ParseError, SchemaError, Source, get_num_threads, set_num_threads
+
+__version__: str = _native.__version__
+
+__all__ = [
+    "ParseError",
+    "SchemaError",
+    "Source",
+    "__version__",
+    "get_num_threads",
+    "set_num_threads",
+]
+
+# A fork copies no threads: the child must build its own pool (rt-view's threads module).
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_native._forget_pool_after_fork)
+
+_problem = _native._thread_env_problem()
+if _problem is not None:
+    warnings.warn(f"RUSTTORCH_NUM_THREADS: {_problem}; ignoring it", RuntimeWarning, stacklevel=2)

@@ -1,0 +1,1 @@
+//! The loader: epochs, shuffling, sharding, batching, prefetch, resume and statistics.

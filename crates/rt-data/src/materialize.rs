@@ -1,0 +1,1 @@
+//! A whole source decoded in parallel into one row-major tensor.

@@ -1,0 +1,1 @@
+//! The readers: one [`Source`](crate::Source) per file format.

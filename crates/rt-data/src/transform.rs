@@ -1,0 +1,1 @@
+//! Per-feature transforms applied inside the pipeline.
