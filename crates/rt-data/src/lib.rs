@@ -22,6 +22,6 @@ pub mod python;
 pub use error::{DataError, Result};
 pub use options::{CategoricalPolicy, ColumnOptions, ColumnRef, MissingPolicy, OnError};
 pub use source::{
-    ChunkInfo, ChunkReport, Dataset, Destination, ErrorBudget, Matrix, ReadContext, RowsMut,
-    Schema, SharedBytes, SkippedRow, Source,
+    ChunkInfo, ChunkReport, Dataset, Destination, ErrorBudget, Matrix, ReadContext, ReadStats,
+    RowsMut, Schema, SharedBytes, SkippedRow, Source,
 };

@@ -288,6 +288,32 @@ impl Matrix {
     }
 }
 
+/// What reading several chunks did, summed.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ReadStats {
+    /// Rows decoded.
+    pub rows: u64,
+    /// Bytes read from files.
+    pub bytes_read: u64,
+    /// Time spent on I/O and decompression, summed over threads.
+    pub read_time: Duration,
+    /// Time spent tokenizing and converting, summed over threads.
+    pub parse_time: Duration,
+    /// Rows dropped under `on_error="skip"`, in source order.
+    pub skipped: Vec<SkippedRow>,
+}
+
+impl ReadStats {
+    /// Adds one chunk's report (call in chunk order to keep `skipped` in source order).
+    pub fn add(&mut self, report: ChunkReport) {
+        self.rows += report.rows as u64;
+        self.bytes_read += report.bytes_read;
+        self.read_time += report.read_time;
+        self.parse_time += report.parse_time;
+        self.skipped.extend(report.skipped);
+    }
+}
+
 /// A whole dataset in memory: what `read_*` return and what memory mode shuffles.
 #[derive(Debug)]
 pub struct Dataset {
@@ -295,8 +321,8 @@ pub struct Dataset {
     pub features: Matrix,
     /// `[rows, num_labels]`, `None` without labels.
     pub labels: Option<Matrix>,
-    /// Rows skipped under `on_error="skip"`, in source order.
-    pub skipped: Vec<SkippedRow>,
+    /// What reading it did.
+    pub stats: ReadStats,
 }
 
 impl Dataset {
