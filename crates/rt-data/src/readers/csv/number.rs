@@ -54,75 +54,98 @@ fn load8(bytes: &[u8], at: usize) -> Option<u64> {
     Some(u64::from_le_bytes(chunk))
 }
 
-/// Parses `[-+]?digits[.digits]` at the start of `bytes` when the result is exact by
-/// Clinger's fast path; returns the value and the bytes consumed, or `None` for any other
-/// shape (exponent, too many digits, no digits...), which the caller hands to the full parser.
+/// `10^n` for `n <= 8`.
+const POW10_INT: [u64; 9] = [
+    1, 10, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000, 100_000_000,
+];
+
+/// How many of the 8 bytes of `v` (first byte lowest) are ASCII digits before the first
+/// non-digit. Carries and borrows only travel upward, from a non-digit byte into later
+/// bytes, so the lowest flagged byte is exact even when later bytes are garbage.
 #[inline(always)]
-pub fn parse_simple_decimal(bytes: &[u8]) -> Option<(f64, usize)> {
-    let mut i = 0;
-    let negative = match bytes.first() {
-        Some(b'-') => {
-            i = 1;
-            true
+fn digit_prefix(v: u64) -> usize {
+    let above = v.wrapping_add(0x4646_4646_4646_4646);
+    let below = v.wrapping_sub(0x3030_3030_3030_3030);
+    let flags = (above | below) & 0x8080_8080_8080_8080;
+    (flags.trailing_zeros() / 8) as usize
+}
+
+/// The value of the first `n` (1..=8) digit bytes of `v`: the digits are shifted to the top
+/// and the vacated low bytes filled with `'0'`, so one [`parse_8digits`] reads them all.
+#[inline(always)]
+fn leading_digits_value(v: u64, n: usize) -> u64 {
+    if n >= 8 {
+        return parse_8digits(v);
+    }
+    let shift = 8 * (8 - n) as u32;
+    let padded = (v << shift) | (0x3030_3030_3030_3030u64 >> (64 - shift));
+    parse_8digits(padded)
+}
+
+/// Accumulates the digits at `bytes[i..]` into `mantissa`; returns the new offset and the
+/// digit count, or `None` past 19 digits (the caller then uses the full parser).
+#[inline(always)]
+fn digits(bytes: &[u8], mut i: usize, mantissa: &mut u64, count: &mut usize) -> Option<usize> {
+    while let Some(v) = load8(bytes, i) {
+        let n = digit_prefix(v);
+        if n == 0 {
+            return Some(i);
         }
-        Some(b'+') => {
-            i = 1;
-            false
+        if *count + n > 19 {
+            return None;
         }
-        _ => false,
-    };
-    let mut mantissa: u64 = 0;
-    let mut digits = 0usize;
+        *mantissa = *mantissa * POW10_INT[n] + leading_digits_value(v, n);
+        *count += n;
+        i += n;
+        if n < 8 {
+            return Some(i);
+        }
+    }
+    // Fewer than 8 bytes left: one at a time.
     while let Some(&b) = bytes.get(i) {
         let d = b.wrapping_sub(b'0');
         if d > 9 {
             break;
         }
-        if digits >= 19 {
+        if *count >= 19 {
             return None;
         }
-        mantissa = mantissa * 10 + u64::from(d);
-        digits += 1;
+        *mantissa = *mantissa * 10 + u64::from(d);
+        *count += 1;
         i += 1;
     }
+    Some(i)
+}
+
+/// Parses `[-+]?digits[.digits]` at the start of `bytes` when the result is exact by
+/// Clinger's fast path; returns the value and the bytes consumed, or `None` for any other
+/// shape (exponent, too many digits, no digits...), which the caller hands to the full parser.
+#[inline(always)]
+pub fn parse_simple_decimal(bytes: &[u8]) -> Option<(f64, usize)> {
+    let (negative, mut i) = match bytes.first() {
+        Some(b'-') => (true, 1),
+        Some(b'+') => (false, 1),
+        _ => (false, 0),
+    };
+    let mut mantissa: u64 = 0;
+    let mut count = 0usize;
+    i = digits(bytes, i, &mut mantissa, &mut count)?;
     let mut fraction = 0usize;
     if bytes.get(i) == Some(&b'.') {
-        i += 1;
-        while digits + 8 <= 19 {
-            match load8(bytes, i) {
-                Some(v) if is_8digits(v) => {
-                    mantissa = mantissa * 100_000_000 + parse_8digits(v);
-                    digits += 8;
-                    fraction += 8;
-                    i += 8;
-                }
-                _ => break,
-            }
-        }
-        while let Some(&b) = bytes.get(i) {
-            let d = b.wrapping_sub(b'0');
-            if d > 9 {
-                break;
-            }
-            if digits >= 19 {
-                return None;
-            }
-            mantissa = mantissa * 10 + u64::from(d);
-            digits += 1;
-            fraction += 1;
-            i += 1;
-        }
+        let int_digits = count;
+        i = digits(bytes, i + 1, &mut mantissa, &mut count)?;
+        fraction = count - int_digits;
     }
-    if digits == 0 || mantissa > MAX_EXACT_MANTISSA {
+    if count == 0 || mantissa > MAX_EXACT_MANTISSA {
         return None;
     }
     // An exponent or anything glued to the digits is for the full parser to judge.
     if matches!(bytes.get(i), Some(b'e' | b'E' | b'_')) {
         return None;
     }
-    let power = *POW10.get(fraction)?;
-    let magnitude = mantissa as f64 / power;
-    Some((if negative { -magnitude } else { magnitude }, i))
+    let magnitude = mantissa as f64 / *POW10.get(fraction)?;
+    let sign = u64::from(negative) << 63;
+    Some((f64::from_bits(magnitude.to_bits() | sign), i))
 }
 
 /// Exactly `[-+]?digits` as int64, or `None` (overflow, a fraction, anything else).
@@ -316,6 +339,21 @@ mod tests {
             let word = u64::from_le_bytes(text.as_bytes().try_into().unwrap());
             prop_assert!(is_8digits(word));
             prop_assert_eq!(parse_8digits(word), v);
+        }
+
+        #[test]
+        fn digit_prefixes(text in "[0-9]{0,9}[,.a-z\n\u{80}-\u{ff}]{0,8}") {
+            let bytes = text.as_bytes();
+            let mut padded = [b'x'; 8];
+            let n = bytes.len().min(8);
+            padded[..n].copy_from_slice(&bytes[..n]);
+            let word = u64::from_le_bytes(padded);
+            let expected = padded.iter().take_while(|b| b.is_ascii_digit()).count();
+            prop_assert_eq!(digit_prefix(word), expected);
+            if expected > 0 {
+                let value: u64 = std::str::from_utf8(&padded[..expected]).unwrap().parse().unwrap();
+                prop_assert_eq!(leading_digits_value(word, expected), value);
+            }
         }
 
         #[test]
