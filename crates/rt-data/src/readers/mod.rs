@@ -17,5 +17,9 @@ pub mod ipc;
 pub mod npy;
 pub mod parquet;
 
+pub use arrow_stream::ArrowSource;
 pub use columns::ColumnPlan;
 pub use csv::{CsvOptions, CsvSource};
+pub use ipc::IpcSource;
+pub use npy::{NpyOptions, NpySource};
+pub use parquet::ParquetSource;

@@ -9,6 +9,7 @@ use super::args::{ColumnArgs, byte_char};
 use crate::python::errors::to_py;
 use crate::python::source::PySource;
 use crate::readers::csv::{CsvOptions, CsvSource, DEFAULT_CHUNK_BYTES};
+use crate::readers::{IpcSource, NpyOptions, NpySource, ParquetSource};
 
 /// Opens CSV/TSV files (plain or gzip) as one source.
 #[pyfunction]
@@ -60,6 +61,113 @@ pub fn open_csv<'py>(
     };
     let source = py
         .detach(|| CsvSource::open(&paths, &options))
+        .map_err(to_py)?;
+    Ok(PySource {
+        inner: Arc::new(source),
+    })
+}
+
+/// Opens Parquet files (same schema) as one source: a chunk per row group.
+#[pyfunction]
+#[pyo3(signature = (
+    paths, *, features = None, label = None, feature_dtype = None, label_dtype = None,
+    missing = None, categorical = None
+))]
+#[allow(clippy::too_many_arguments)]
+pub fn open_parquet<'py>(
+    py: Python<'py>,
+    paths: Vec<PathBuf>,
+    features: Option<Bound<'py, PyAny>>,
+    label: Option<Bound<'py, PyAny>>,
+    feature_dtype: Option<Bound<'py, PyAny>>,
+    label_dtype: Option<Bound<'py, PyAny>>,
+    missing: Option<Bound<'py, PyAny>>,
+    categorical: Option<String>,
+) -> PyResult<PySource> {
+    let columns = ColumnArgs {
+        features,
+        label,
+        feature_dtype,
+        label_dtype,
+        missing,
+        categorical,
+    }
+    .to_options()?;
+    let source = py
+        .detach(|| ParquetSource::open(&paths, &columns))
+        .map_err(to_py)?;
+    Ok(PySource {
+        inner: Arc::new(source),
+    })
+}
+
+/// Opens Arrow IPC files (Feather v2) as one source: a chunk per record batch.
+#[pyfunction]
+#[pyo3(signature = (
+    paths, *, features = None, label = None, feature_dtype = None, label_dtype = None,
+    missing = None, categorical = None
+))]
+#[allow(clippy::too_many_arguments)]
+pub fn open_ipc<'py>(
+    py: Python<'py>,
+    paths: Vec<PathBuf>,
+    features: Option<Bound<'py, PyAny>>,
+    label: Option<Bound<'py, PyAny>>,
+    feature_dtype: Option<Bound<'py, PyAny>>,
+    label_dtype: Option<Bound<'py, PyAny>>,
+    missing: Option<Bound<'py, PyAny>>,
+    categorical: Option<String>,
+) -> PyResult<PySource> {
+    let columns = ColumnArgs {
+        features,
+        label,
+        feature_dtype,
+        label_dtype,
+        missing,
+        categorical,
+    }
+    .to_options()?;
+    let source = py
+        .detach(|| IpcSource::open(&paths, &columns))
+        .map_err(to_py)?;
+    Ok(PySource {
+        inner: Arc::new(source),
+    })
+}
+
+/// Opens a `.npy` file (memory-mapped), with labels from a column or a separate file.
+#[pyfunction]
+#[pyo3(signature = (
+    path, *, labels = None, features = None, label = None, feature_dtype = None,
+    label_dtype = None, missing = None, categorical = None
+))]
+#[allow(clippy::too_many_arguments)]
+pub fn open_npy<'py>(
+    py: Python<'py>,
+    path: PathBuf,
+    labels: Option<PathBuf>,
+    features: Option<Bound<'py, PyAny>>,
+    label: Option<Bound<'py, PyAny>>,
+    feature_dtype: Option<Bound<'py, PyAny>>,
+    label_dtype: Option<Bound<'py, PyAny>>,
+    missing: Option<Bound<'py, PyAny>>,
+    categorical: Option<String>,
+) -> PyResult<PySource> {
+    let columns = ColumnArgs {
+        features,
+        label,
+        feature_dtype,
+        label_dtype,
+        missing,
+        categorical,
+    }
+    .to_options()?;
+    let options = NpyOptions {
+        labels_path: labels,
+        columns,
+    };
+    let source = py
+        .detach(|| NpySource::open(&path, &options))
         .map_err(to_py)?;
     Ok(PySource {
         inner: Arc::new(source),

@@ -26,6 +26,7 @@ const POW10: [f64; 23] = [
 /// Largest mantissa for which `m as f64` is exact.
 const MAX_EXACT_MANTISSA: u64 = 1 << 53;
 
+#[cfg(test)]
 /// True when the 8 bytes of `v` are all ASCII digits.
 #[inline(always)]
 fn is_8digits(v: u64) -> bool {
