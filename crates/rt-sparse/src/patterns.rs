@@ -114,9 +114,9 @@ pub fn bigbird(
         if qb < num_global {
             chosen.iter_mut().for_each(|c| *c = true);
         } else {
-            for b in qb.saturating_sub(1)..=(qb + 1).min(nb - 1) {
-                chosen[b] = true;
-            }
+            let lo = qb.saturating_sub(1);
+            let hi = (qb + 1).min(nb - 1);
+            chosen[lo..=hi].iter_mut().for_each(|c| *c = true);
             for c in chosen.iter_mut().take(num_global.min(nb)) {
                 *c = true;
             }

@@ -292,7 +292,7 @@ pub fn gather_scatter<I: Index, V: Scalar>(
     num_nodes: usize,
     out: &mut [V],
 ) -> Result<()> {
-    let num_src = if d == 0 { 0 } else { x.len() / d };
+    let num_src = x.len().checked_div(d).unwrap_or(0);
     let (crow, col) = edges_by_destination(src, dst, num_src, num_nodes)?;
     let a = CsrPattern::try_new(num_nodes, num_src, &crow, &col)?;
     spmm::<I, V>(&a, None, x, d, reduce, out)
