@@ -10,6 +10,7 @@ use crate::scalar::{Index, Scalar};
 use crate::sddmm::dot;
 use crate::softmax::softmax_slice;
 use crate::spmm::{SumOp, row};
+use rt_simd::dispatch::{Isa, Kernel, dispatch};
 
 /// Output of [`sparse_attention`] besides the attended values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,20 +34,79 @@ pub fn sparse_attention<I: Index, V: Scalar>(
     out: &mut [V],
 ) -> Result<()> {
     let AttentionShape { d, dv } = shape;
-    check_len("q rows x features (nrows x d)", pattern.nrows() * d, q.len())?;
-    check_len("k rows x features (ncols x d)", pattern.ncols() * d, k.len())?;
-    check_len("v rows x features (ncols x dv)", pattern.ncols() * dv, v.len())?;
-    check_len("output rows x features (nrows x dv)", pattern.nrows() * dv, out.len())?;
+    check_len(
+        "q rows x features (nrows x d)",
+        pattern.nrows() * d,
+        q.len(),
+    )?;
+    check_len(
+        "k rows x features (ncols x d)",
+        pattern.ncols() * d,
+        k.len(),
+    )?;
+    check_len(
+        "v rows x features (ncols x dv)",
+        pattern.ncols() * dv,
+        v.len(),
+    )?;
+    check_len(
+        "output rows x features (nrows x dv)",
+        pattern.nrows() * dv,
+        out.len(),
+    )?;
     if dv == 0 {
         return Ok(());
     }
     let crow = pattern.crow();
     let prefix = |r: usize| crow.get(r).and_then(|x| x.to_usize()).unwrap_or(0) + r;
     let splits = balanced_splits(pattern.nrows(), prefix, d + dv);
-    for_each_chunk(&splits, out, dv, |rows, o| {
+    for_each_chunk(&splits, out, dv, |rows, out| {
+        dispatch(AttentionRows {
+            pattern,
+            q,
+            k,
+            v,
+            d,
+            dv,
+            scale,
+            rows,
+            out,
+        });
+        Ok(())
+    })
+}
+
+/// The rows of one chunk, compiled for every instruction set (see `rt_simd::dispatch`).
+struct AttentionRows<'a, 'p, I, V> {
+    pattern: &'a CsrPattern<'p, I>,
+    q: &'a [V],
+    k: &'a [V],
+    v: &'a [V],
+    d: usize,
+    dv: usize,
+    scale: V,
+    rows: std::ops::Range<usize>,
+    out: &'a mut [V],
+}
+
+impl<I: Index, V: Scalar> Kernel for AttentionRows<'_, '_, I, V> {
+    type Output = ();
+    #[inline(always)]
+    fn run<S: Isa>(self) {
+        let AttentionRows {
+            pattern,
+            q,
+            k,
+            v,
+            d,
+            dv,
+            scale,
+            rows,
+            out,
+        } = self;
         let mut scores: Vec<V> = Vec::new();
         let mut probs: Vec<V> = Vec::new();
-        for (r, dst) in rows.zip(o.chunks_exact_mut(dv)) {
+        for (r, dst) in rows.zip(out.chunks_exact_mut(dv)) {
             let cols = pattern.row_cols(r);
             if cols.is_empty() {
                 dst.fill(V::ZERO);
@@ -56,14 +116,13 @@ pub fn sparse_attention<I: Index, V: Scalar>(
             scores.clear();
             scores.extend(cols.iter().map(|&c| {
                 let c = c.to_usize().unwrap_or(0);
-                scale * dot(qr, k.get(c * d..(c + 1) * d).unwrap_or(&[]))
+                scale * dot::<S, V>(qr, k.get(c * d..(c + 1) * d).unwrap_or(&[]))
             }));
             probs.resize(scores.len(), V::ZERO);
             softmax_slice(&scores, &mut probs);
-            row::<I, V, SumOp>(cols, Some(&probs), v, dv, dst);
+            row::<S, I, V, SumOp>(cols, Some(&probs), v, dv, dst);
         }
-        Ok(())
-    })
+    }
 }
 
 #[cfg(test)]

@@ -123,7 +123,9 @@ pub fn transpose<I: Index>(a: &CsrPattern<'_, I>) -> Result<(Vec<I>, Vec<I>, Vec
             let Some(c) = a.col().get(e).and_then(|c| c.to_usize()) else {
                 continue;
             };
-            let Some(pos) = counts.get_mut(c) else { continue };
+            let Some(pos) = counts.get_mut(c) else {
+                continue;
+            };
             if let (Some(ct), Some(p)) = (col_t.get_mut(*pos), perm.get_mut(*pos)) {
                 *ct = ri;
                 *p = to_index(e, "nnz")?;

@@ -78,7 +78,9 @@ pub enum SparseError {
         what: &'static str,
     },
     /// Indices within a row are not strictly increasing (only when sortedness was asked for).
-    #[error("{name}[{position}] = {value} follows {previous} in row {row}; indices within a row must be {order}")]
+    #[error(
+        "{name}[{position}] = {value} follows {previous} in row {row}; indices within a row must be {order}"
+    )]
     Unsorted {
         /// `"col"` or `"row"`.
         name: &'static str,
@@ -112,7 +114,9 @@ pub enum SparseError {
         reason: String,
     },
     /// A result would exceed an explicit resource limit.
-    #[error("{what} would need {requested} {unit}, over the limit of {limit}; raise the limit ({knob}) if this is intended")]
+    #[error(
+        "{what} would need {requested} {unit}, over the limit of {limit}; raise the limit ({knob}) if this is intended"
+    )]
     LimitExceeded {
         /// What was being built.
         what: &'static str,

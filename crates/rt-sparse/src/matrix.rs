@@ -47,7 +47,11 @@ impl<I: Index, V: Scalar> CsrMatrix<I, V> {
         order: Order,
     ) -> Result<Self> {
         CsrPattern::try_new_named(CSR, nrows, ncols, &crow, &col, order)?;
-        check_len("values length (one per stored entry)", col.len(), values.len())?;
+        check_len(
+            "values length (one per stored entry)",
+            col.len(),
+            values.len(),
+        )?;
         Ok(CsrMatrix {
             nrows,
             ncols,
@@ -181,7 +185,11 @@ impl<I: Index, V: Scalar> CscMatrix<I, V> {
         values: Vec<V>,
     ) -> Result<Self> {
         CsrPattern::try_new_named(CSC, ncols, nrows, &ccol, &row, Order::Any)?;
-        check_len("values length (one per stored entry)", row.len(), values.len())?;
+        check_len(
+            "values length (one per stored entry)",
+            row.len(),
+            values.len(),
+        )?;
         Ok(CscMatrix {
             nrows,
             ncols,
@@ -305,8 +313,14 @@ mod tests {
 
     #[test]
     fn conversions_round_trip() {
-        let coo = CooMatrix::try_new(3, 4, vec![2i32, 0, 2, 0], vec![1, 3, 1, 0], vec![1.0f64, 2.0, 3.0, 4.0])
-            .unwrap();
+        let coo = CooMatrix::try_new(
+            3,
+            4,
+            vec![2i32, 0, 2, 0],
+            vec![1, 3, 1, 0],
+            vec![1.0f64, 2.0, 3.0, 4.0],
+        )
+        .unwrap();
         let csr = coo.to_csr(true).unwrap();
         assert_eq!(csr.crow(), &[0, 2, 2, 3]);
         assert_eq!(csr.values(), &[4.0, 2.0, 4.0]);

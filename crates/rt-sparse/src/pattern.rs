@@ -140,12 +140,7 @@ pub fn check_indices<I: Index>(
 
 /// Checks the pointer array: `nmajor + 1` entries, starting at 0, never decreasing, ending
 /// at `nnz`.
-pub fn check_pointers<I: Index>(
-    names: Names,
-    nmajor: usize,
-    ptr: &[I],
-    nnz: usize,
-) -> Result<()> {
+pub fn check_pointers<I: Index>(names: Names, nmajor: usize, ptr: &[I], nnz: usize) -> Result<()> {
     if ptr.len() != nmajor.saturating_add(1) {
         return Err(SparseError::PointerLength {
             name: names.ptr,
@@ -401,7 +396,11 @@ mod tests {
     }
 
     fn check(nrows: usize, ncols: usize, crow: &[i64], col: &[i64], sorted: bool) -> Result<()> {
-        let order = if sorted { Order::SortedUnique } else { Order::Any };
+        let order = if sorted {
+            Order::SortedUnique
+        } else {
+            Order::Any
+        };
         CsrPattern::try_new_named(CSR, nrows, ncols, crow, col, order).map(|_| ())
     }
 
@@ -410,13 +409,23 @@ mod tests {
         let e = check(2, 10, &[0, 1, 2], &[3, 12], false).unwrap_err();
         assert_eq!(e.to_string(), "col[1] = 12 is out of range for 10 columns");
         let e = check(2, 10, &[0, 2, 1], &[3, 4], false).unwrap_err();
-        assert!(e.to_string().starts_with("crow[2] = 1 is smaller than crow[1] = 2"));
+        assert!(
+            e.to_string()
+                .starts_with("crow[2] = 1 is smaller than crow[1] = 2")
+        );
         let e = check(2, 10, &[1, 1, 2], &[3, 4], false).unwrap_err();
         assert_eq!(e.to_string(), "crow[0] = 1, expected 0");
         let e = check(2, 10, &[0, 1, 3], &[3, 4], false).unwrap_err();
         assert!(e.to_string().starts_with("crow[2] = 3, expected nnz = 2"));
         let e = check(2, 10, &[0, 2], &[3, 4], false).unwrap_err();
-        assert!(matches!(e, SparseError::PointerLength { expected: 3, actual: 2, .. }));
+        assert!(matches!(
+            e,
+            SparseError::PointerLength {
+                expected: 3,
+                actual: 2,
+                ..
+            }
+        ));
         let e = check(1, 10, &[0, 2], &[4, 4], true).unwrap_err();
         assert!(matches!(e, SparseError::Unsorted { position: 1, .. }));
         assert!(check(1, 10, &[0, 2], &[4, 4], false).is_ok());
@@ -441,7 +450,10 @@ mod tests {
         col[300_001] = 10;
         let crow = [0, n as i64];
         let e = check(1, 10, &crow, &col, false).unwrap_err();
-        assert_eq!(e.to_string(), "col[300001] = 10 is out of range for 10 columns");
+        assert_eq!(
+            e.to_string(),
+            "col[300001] = 10 is out of range for 10 columns"
+        );
     }
 
     proptest! {

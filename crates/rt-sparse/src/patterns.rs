@@ -154,7 +154,10 @@ mod tests {
         let l = longformer(12, 2, &[0, 7]).unwrap();
         valid(&l, 12);
         assert_eq!(l.crow[1] - l.crow[0], 12);
-        assert_eq!(&l.col[l.crow[3] as usize..l.crow[4] as usize], &[0, 2, 3, 4, 7]);
+        assert_eq!(
+            &l.col[l.crow[3] as usize..l.crow[4] as usize],
+            &[0, 2, 3, 4, 7]
+        );
         assert!(longformer(5, 2, &[5]).is_err());
         let b1 = bigbird(64, 8, 2, 1, 42).unwrap();
         let b2 = bigbird(64, 8, 2, 1, 42).unwrap();

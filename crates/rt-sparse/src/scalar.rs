@@ -85,6 +85,19 @@ pub trait Scalar:
     fn exp(self) -> Self;
     /// NaN test.
     fn is_nan(self) -> bool;
+    /// `self * a + b`, rounded once.
+    fn mul_add(self, a: Self, b: Self) -> Self;
+}
+
+/// `acc + w * x`, as one fused multiply-add where the instruction set `S` has one (a
+/// library call otherwise, so the plain form is used there).
+#[inline(always)]
+pub(crate) fn fmadd<S: rt_simd::dispatch::Isa, V: Scalar>(acc: V, w: V, x: V) -> V {
+    if S::FMA {
+        w.mul_add(x, acc)
+    } else {
+        acc + w * x
+    }
 }
 
 macro_rules! impl_scalar {
@@ -109,6 +122,10 @@ macro_rules! impl_scalar {
             #[inline(always)]
             fn is_nan(self) -> bool {
                 <$t>::is_nan(self)
+            }
+            #[inline(always)]
+            fn mul_add(self, a: Self, b: Self) -> Self {
+                <$t>::mul_add(self, a, b)
             }
         }
     )*};

@@ -10,9 +10,10 @@ use crate::scalar::{Index, Scalar};
 /// propagates to the whole row, and a row of only -inf becomes NaN (as in torch).
 #[inline]
 pub(crate) fn softmax_slice<V: Scalar>(x: &[V], y: &mut [V]) {
-    let m = x
-        .iter()
-        .fold(V::NEG_INFINITY, |m, &v| if v > m || v.is_nan() { v } else { m });
+    let m = x.iter().fold(
+        V::NEG_INFINITY,
+        |m, &v| if v > m || v.is_nan() { v } else { m },
+    );
     let mut sum = V::ZERO;
     for (o, &v) in y.iter_mut().zip(x) {
         let e = (v - m).exp();

@@ -147,11 +147,7 @@ pub fn spgemm<I: Index, V: Scalar>(
     } else {
         rt_view::threads::install(|| tasks.into_par_iter().for_each(numeric))?;
     }
-    Ok(CsrParts {
-        crow,
-        col,
-        values,
-    })
+    Ok(CsrParts { crow, col, values })
 }
 
 #[cfg(test)]

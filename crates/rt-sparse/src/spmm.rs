@@ -6,10 +6,15 @@
 //! fixed-width register blocks (`[V; W]`) over the feature dimension, which the compiler
 //! vectorizes, and written once.
 
+use std::marker::PhantomData;
+use std::ops::Range;
+
+use rt_simd::dispatch::{Isa, Kernel, dispatch};
+
 use crate::error::{Result, SparseError, check_len};
 use crate::parallel::{balanced_splits, for_each_chunk};
 use crate::pattern::{CsrPattern, check_indices};
-use crate::scalar::{Index, Scalar};
+use crate::scalar::{Index, Scalar, fmadd};
 
 /// How the products in a row are combined.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,9 +46,12 @@ impl Reduce {
 }
 
 /// One reduction, monomorphized into the row kernels.
-pub(crate) trait Combine<V: Scalar>: Copy + Send + Sync {
+pub(crate) trait Combine<V: Scalar>: Copy + Send + Sync + 'static {
     const INIT: V;
-    fn step(acc: V, p: V) -> V;
+    /// Folds the product `w * x` into `acc`.
+    fn step<S: Isa>(acc: V, w: V, x: V) -> V;
+    /// Folds an unweighted `x` into `acc`.
+    fn step1(acc: V, x: V) -> V;
 }
 
 #[derive(Clone, Copy)]
@@ -56,15 +64,23 @@ struct MinOp;
 impl<V: Scalar> Combine<V> for SumOp {
     const INIT: V = V::ZERO;
     #[inline(always)]
-    fn step(acc: V, p: V) -> V {
-        acc + p
+    fn step<S: Isa>(acc: V, w: V, x: V) -> V {
+        fmadd::<S, V>(acc, w, x)
+    }
+    #[inline(always)]
+    fn step1(acc: V, x: V) -> V {
+        acc + x
     }
 }
 
 impl<V: Scalar> Combine<V> for MaxOp {
     const INIT: V = V::NEG_INFINITY;
     #[inline(always)]
-    fn step(acc: V, p: V) -> V {
+    fn step<S: Isa>(acc: V, w: V, x: V) -> V {
+        Self::step1(acc, w * x)
+    }
+    #[inline(always)]
+    fn step1(acc: V, p: V) -> V {
         // A select, so it vectorizes; `p != p` carries a NaN product into the result.
         #[allow(clippy::eq_op)]
         if p > acc || p != p { p } else { acc }
@@ -74,7 +90,11 @@ impl<V: Scalar> Combine<V> for MaxOp {
 impl<V: Scalar> Combine<V> for MinOp {
     const INIT: V = V::INFINITY;
     #[inline(always)]
-    fn step(acc: V, p: V) -> V {
+    fn step<S: Isa>(acc: V, w: V, x: V) -> V {
+        Self::step1(acc, w * x)
+    }
+    #[inline(always)]
+    fn step1(acc: V, p: V) -> V {
         #[allow(clippy::eq_op)]
         if p < acc || p != p { p } else { acc }
     }
@@ -82,7 +102,7 @@ impl<V: Scalar> Combine<V> for MinOp {
 
 /// Accumulates features `off..off + W` of one row into registers and writes them to `dst`.
 #[inline(always)]
-fn block<const W: usize, I: Index, V: Scalar, C: Combine<V>>(
+fn block<const W: usize, S: Isa, I: Index, V: Scalar, C: Combine<V>>(
     cols: &[I],
     vals: Option<&[V]>,
     x: &[V],
@@ -91,25 +111,25 @@ fn block<const W: usize, I: Index, V: Scalar, C: Combine<V>>(
     dst: &mut [V],
 ) {
     let mut acc = [C::INIT; W];
-    for (k, &c) in cols.iter().enumerate() {
-        let c = c.to_usize().unwrap_or(usize::MAX);
-        let start = c.wrapping_mul(d).wrapping_add(off);
-        let Some(xs) = x.get(start..start.wrapping_add(W)) else {
-            continue; // unreachable: indices were validated against x's rows
-        };
-        let Ok(xs) = <&[V; W]>::try_from(xs) else {
-            continue;
-        };
-        match vals {
-            Some(v) => {
-                let w = v.get(k).copied().unwrap_or(V::ZERO);
+    let gather = |c: I| -> Option<&[V; W]> {
+        let start = c.to_usize()?.checked_mul(d)?.checked_add(off)?;
+        // None only for an index outside x, which validation rules out.
+        x.get(start..start.checked_add(W)?)?.try_into().ok()
+    };
+    match vals {
+        Some(v) => {
+            for (&c, &w) in cols.iter().zip(v) {
+                let Some(xs) = gather(c) else { continue };
                 for (a, &xv) in acc.iter_mut().zip(xs) {
-                    *a = C::step(*a, w * xv);
+                    *a = C::step::<S>(*a, w, xv);
                 }
             }
-            None => {
+        }
+        None => {
+            for &c in cols {
+                let Some(xs) = gather(c) else { continue };
                 for (a, &xv) in acc.iter_mut().zip(xs) {
-                    *a = C::step(*a, xv);
+                    *a = C::step1(*a, xv);
                 }
             }
         }
@@ -121,7 +141,7 @@ fn block<const W: usize, I: Index, V: Scalar, C: Combine<V>>(
 
 /// One output row: blocks of 64/32/16/8 features, then one at a time for the rest.
 #[inline(always)]
-pub(crate) fn row<I: Index, V: Scalar, C: Combine<V>>(
+pub(crate) fn row<S: Isa, I: Index, V: Scalar, C: Combine<V>>(
     cols: &[I],
     vals: Option<&[V]>,
     x: &[V],
@@ -132,25 +152,68 @@ pub(crate) fn row<I: Index, V: Scalar, C: Combine<V>>(
     // 64 float32 fill 8 AVX2 registers; float64 blocks stop at 32 for the same footprint.
     if std::mem::size_of::<V>() == 4 {
         while off + 64 <= d {
-            block::<64, I, V, C>(cols, vals, x, d, off, &mut dst[off..off + 64]);
+            block::<64, S, I, V, C>(cols, vals, x, d, off, &mut dst[off..off + 64]);
             off += 64;
         }
     }
     while off + 32 <= d {
-        block::<32, I, V, C>(cols, vals, x, d, off, &mut dst[off..off + 32]);
+        block::<32, S, I, V, C>(cols, vals, x, d, off, &mut dst[off..off + 32]);
         off += 32;
     }
     while off + 16 <= d {
-        block::<16, I, V, C>(cols, vals, x, d, off, &mut dst[off..off + 16]);
+        block::<16, S, I, V, C>(cols, vals, x, d, off, &mut dst[off..off + 16]);
         off += 16;
     }
     while off + 8 <= d {
-        block::<8, I, V, C>(cols, vals, x, d, off, &mut dst[off..off + 8]);
+        block::<8, S, I, V, C>(cols, vals, x, d, off, &mut dst[off..off + 8]);
         off += 8;
     }
     while off < d {
-        block::<1, I, V, C>(cols, vals, x, d, off, &mut dst[off..off + 1]);
+        block::<1, S, I, V, C>(cols, vals, x, d, off, &mut dst[off..off + 1]);
         off += 1;
+    }
+}
+
+/// The rows of one chunk, as a [`Kernel`] so that it is compiled for every instruction
+/// set and run at the one the CPU has.
+struct Rows<'a, 'p, I, V, C> {
+    a: &'a CsrPattern<'p, I>,
+    values: Option<&'a [V]>,
+    x: &'a [V],
+    d: usize,
+    mean: bool,
+    rows: Range<usize>,
+    out: &'a mut [V],
+    combine: PhantomData<C>,
+}
+
+impl<I: Index, V: Scalar, C: Combine<V>> Kernel for Rows<'_, '_, I, V, C> {
+    type Output = ();
+    #[inline(always)]
+    fn run<S: Isa>(self) {
+        let Rows {
+            a,
+            values,
+            x,
+            d,
+            mean,
+            rows,
+            out,
+            ..
+        } = self;
+        for (r, dst) in rows.zip(out.chunks_exact_mut(d.max(1))) {
+            let range = a.row_range(r);
+            let n = range.len();
+            let cols = a.col().get(range.clone()).unwrap_or(&[]);
+            let vals = values.and_then(|v| v.get(range));
+            row::<S, I, V, C>(cols, vals, x, d, dst);
+            if n == 0 {
+                dst.fill(V::ZERO);
+            } else if mean {
+                let inv = V::ONE / V::from_usize(n);
+                dst.iter_mut().for_each(|v| *v *= inv);
+            }
+        }
     }
 }
 
@@ -165,20 +228,17 @@ fn run<I: Index, V: Scalar, C: Combine<V>>(
     let crow = a.crow();
     let prefix = |r: usize| crow.get(r).and_then(|v| v.to_usize()).unwrap_or(0) + r;
     let splits = balanced_splits(a.nrows(), prefix, d);
-    for_each_chunk(&splits, out, d, |rows, o| {
-        for (r, dst) in rows.zip(o.chunks_exact_mut(d.max(1))) {
-            let range = a.row_range(r);
-            let n = range.len();
-            let cols = a.col().get(range.clone()).unwrap_or(&[]);
-            let vals = values.and_then(|v| v.get(range));
-            row::<I, V, C>(cols, vals, x, d, dst);
-            if n == 0 {
-                dst.fill(V::ZERO);
-            } else if mean {
-                let inv = V::ONE / V::from_usize(n);
-                dst.iter_mut().for_each(|v| *v *= inv);
-            }
-        }
+    for_each_chunk(&splits, out, d, |rows, out| {
+        dispatch(Rows::<I, V, C> {
+            a,
+            values,
+            x,
+            d,
+            mean,
+            rows,
+            out,
+            combine: PhantomData,
+        });
         Ok(())
     })
 }
@@ -315,7 +375,9 @@ mod tests {
         for r in 0..nrows {
             let (s, e) = (crow[r] as usize, crow[r + 1] as usize);
             for f in 0..d {
-                let ps: Vec<f64> = (s..e).map(|k| val[k] * x[col[k] as usize * d + f]).collect();
+                let ps: Vec<f64> = (s..e)
+                    .map(|k| val[k] * x[col[k] as usize * d + f])
+                    .collect();
                 out[r * d + f] = if ps.is_empty() {
                     0.0
                 } else {

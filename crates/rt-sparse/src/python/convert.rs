@@ -6,7 +6,7 @@ use std::borrow::Cow;
 
 use pyo3::exceptions::{PyIndexError, PyKeyboardInterrupt, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use rt_view::python::{Access, PyTensor, owned_to_torch};
+use rt_view::python::{Access, PyTensor, owned_to_torch, torch_empty};
 use rt_view::{DType, Element, OwnedTensor};
 
 use crate::error::SparseError;
@@ -131,8 +131,12 @@ pub(crate) fn vec_to_torch<'py, T: Element>(
     owned_to_torch(py, OwnedTensor::from_slice(data, shape)?)
 }
 
-/// A zeroed output of `shape`, filled by `f` (with the GIL released when large), handed
-/// to torch without copying.
+/// From this many bytes up, new outputs come from `torch.empty` (whose memory is not
+/// cleared) instead of a zeroed [`OwnedTensor`] (as in rt-simd, `benchmarks/view.py`).
+const LARGE_OUTPUT: usize = 1 << 20;
+
+/// A new output of `shape`, filled by `f` (with the GIL released when large), handed to
+/// torch without copying. `f` must write every element; on error nothing is returned.
 pub(crate) fn fill_new<'py, T: Element, F>(
     py: Python<'py>,
     shape: &[usize],
@@ -142,6 +146,19 @@ pub(crate) fn fill_new<'py, T: Element, F>(
 where
     F: FnOnce(&mut [T]) -> crate::Result<()> + Send,
 {
+    let numel: usize = shape.iter().product();
+    if numel.saturating_mul(std::mem::size_of::<T>()) >= LARGE_OUTPUT {
+        let obj = torch_empty(py, shape, T::DTYPE)?;
+        {
+            let mut tensor = PyTensor::extract(&obj, Access::Write)?;
+            let mut view = tensor.view_mut::<T>()?;
+            let slice = view
+                .as_slice_mut()
+                .ok_or_else(|| PyValueError::new_err("torch.empty returned a strided tensor"))?;
+            rt_view::python::run_released(py, work, || f(slice))?;
+        }
+        return Ok(obj);
+    }
     let mut out = OwnedTensor::<T>::zeros(shape)?;
     let slice = out.as_mut_slice();
     rt_view::python::run_released(py, work, || f(slice))?;

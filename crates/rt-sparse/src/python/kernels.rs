@@ -290,8 +290,14 @@ fn pattern_to_torch<'py>(
 
 /// `(crow, col)` of a sliding-window pattern.
 #[pyfunction]
-pub(crate) fn sliding_window(py: Python<'_>, n: usize, window: usize) -> PyResult<Bound<'_, PyAny>> {
-    let p = run_released(py, n.saturating_mul(window), || patterns::sliding_window(n, window))?;
+pub(crate) fn sliding_window(
+    py: Python<'_>,
+    n: usize,
+    window: usize,
+) -> PyResult<Bound<'_, PyAny>> {
+    let p = run_released(py, n.saturating_mul(window), || {
+        patterns::sliding_window(n, window)
+    })?;
     pattern_to_torch(py, p)
 }
 

@@ -65,8 +65,16 @@ pub(crate) fn check_compressed(
         }
         None => DType::Float32,
     };
-    let order = if sorted { Order::SortedUnique } else { Order::Any };
-    let major_shape = if names == CSC { (shape.1, shape.0) } else { shape };
+    let order = if sorted {
+        Order::SortedUnique
+    } else {
+        Order::Any
+    };
+    let major_shape = if names == CSC {
+        (shape.1, shape.0)
+    } else {
+        shape
+    };
     dispatch!(it, vt, |I, V| {
         let _ = std::marker::PhantomData::<V>;
         let p = ptr.slice::<I>()?;
@@ -75,7 +83,11 @@ pub(crate) fn check_compressed(
         check_shape::<I>(shape.0, shape.1)?;
         pattern(py, names, major_shape, &p, &i, order)?;
         if let Some(v) = &values {
-            check_len("values length (one per stored entry)", i.len(), v.shape()[0])?;
+            check_len(
+                "values length (one per stored entry)",
+                i.len(),
+                v.shape()[0],
+            )?;
         }
         Ok(())
     })
