@@ -32,7 +32,7 @@ def _shape(shape: Sequence[int]) -> tuple[int, int]:
 def _index(t: Any, name: str) -> Tensor:
     if not isinstance(t, Tensor):
         t = torch.as_tensor(t)
-        if not t.dtype.is_floating_point and t.dtype != torch.bool:
+        if t.numel() == 0 or (not t.dtype.is_floating_point and t.dtype != torch.bool):
             t = t.to(torch.int64) if t.dtype not in (torch.int32, torch.int64) else t
     if t.dtype not in (torch.int32, torch.int64):
         raise TypeError(f"{name} has dtype {t.dtype}, expected torch.int32 or torch.int64")
