@@ -22,8 +22,6 @@ import argparse
 import math
 from typing import Any
 
-import numpy as np
-import scipy.sparse
 import torch
 import torch.nn.functional as F
 from _harness import Case, machine_info, report, run_group, save
@@ -31,7 +29,9 @@ from _harness import Case, machine_info, report, run_group, save
 import rusttorch_sparse as rs
 
 
-def power_law_graph(n: int, e: int, seed: int = 0, alpha: float = 0.8) -> tuple[torch.Tensor, torch.Tensor]:
+def power_law_graph(
+    n: int, e: int, seed: int = 0, alpha: float = 0.5
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``e`` distinct edges whose endpoints follow a Zipf-like law (degree ~ rank^-alpha)
     over a shuffled node order."""
     g = torch.Generator().manual_seed(seed)
@@ -46,7 +46,9 @@ def power_law_graph(n: int, e: int, seed: int = 0, alpha: float = 0.8) -> tuple[
     return key // n, key % n
 
 
-def rmat_graph(scale: int, e: int, seed: int = 1, p: tuple[float, float, float] = (0.57, 0.19, 0.19)) -> tuple[torch.Tensor, torch.Tensor]:
+def rmat_graph(
+    scale: int, e: int, seed: int = 1, p: tuple[float, float, float] = (0.57, 0.19, 0.19)
+) -> tuple[torch.Tensor, torch.Tensor]:
     """R-MAT (Graph500 parameters): each edge picks a quadrant per bit."""
     g = torch.Generator().manual_seed(seed)
     a, b, c = p
@@ -92,10 +94,16 @@ def spmm_sum(name: str, a: rs.CsrMatrix, d: int, rounds: int) -> list[dict[str, 
         Case("torch COO sparse.mm", lambda: torch.sparse.mm(coo, x)),
         Case("rusttorch spmm sum", lambda: rs.spmm(a, x)),
     ]
-    return report(f"SpMM sum, {name}: nnz={a.nnz:,}, d={d}", run_group(cases, rounds=rounds, warmup_rounds=1), "torch CSR @ dense (MKL)")
+    return report(
+        f"SpMM sum, {name}: nnz={a.nnz:,}, d={d}",
+        run_group(cases, rounds=rounds, warmup_rounds=1),
+        "torch CSR @ dense (MKL)",
+    )
 
 
-def aggregation(a: rs.CsrMatrix, src: torch.Tensor, dst: torch.Tensor, d: int, rounds: int) -> list[dict[str, Any]]:
+def aggregation(
+    a: rs.CsrMatrix, src: torch.Tensor, dst: torch.Tensor, d: int, rounds: int
+) -> list[dict[str, Any]]:
     n = a.shape[0]
     x = torch.randn(n, d, generator=torch.Generator().manual_seed(4))
     deg = torch.zeros(n).index_add_(0, dst, torch.ones(dst.numel())).clamp_min(1)
@@ -137,21 +145,34 @@ def sddmm(a: rs.CsrMatrix, d: int, rounds: int) -> list[dict[str, Any]]:
         Case("torch.sparse.sampled_addmm", lambda: torch.sparse.sampled_addmm(at, q, kt, beta=0.0)),
         Case("rusttorch sddmm", lambda: rs.sddmm(a, q, k)),
     ]
-    return report(f"SDDMM at the graph pattern, d={d}", run_group(cases, rounds=rounds, warmup_rounds=1), "torch.sparse.sampled_addmm")
+    return report(
+        f"SDDMM at the graph pattern, d={d}",
+        run_group(cases, rounds=rounds, warmup_rounds=1),
+        "torch.sparse.sampled_addmm",
+    )
 
 
 def spgemm(a: rs.CsrMatrix, rounds: int) -> list[dict[str, Any]]:
     sp = a.to_scipy()
     at = a.to_torch()
-    c = rs.spgemm(a, a)
+    c = rs.spgemm(a, a, sort_indices=True)
     ref = sp @ sp
+    ref.sort_indices()
     assert c.nnz == ref.nnz, (c.nnz, ref.nnz)
+    assert np.array_equal(c.col.numpy(), ref.indices)
+    nnz_c = c.nnz
+    del c, ref  # a few GB each
     cases = [
         Case("scipy A @ A", lambda: sp @ sp),
         Case("torch CSR A @ A", lambda: at @ at),
         Case("rusttorch spgemm", lambda: rs.spgemm(a, a)),
+        Case("rusttorch spgemm, sorted columns", lambda: rs.spgemm(a, a, sort_indices=True)),
     ]
-    return report(f"SpGEMM A @ A: nnz(A)={a.nnz:,}, nnz(C)={c.nnz:,}", run_group(cases, rounds=rounds, warmup_rounds=1), "scipy A @ A")
+    return report(
+        f"SpGEMM A @ A: nnz(A)={a.nnz:,}, nnz(C)={nnz_c:,}",
+        run_group(cases, rounds=rounds, warmup_rounds=1),
+        "scipy A @ A",
+    )
 
 
 def attention(n: int, window: int, d: int, rounds: int) -> list[dict[str, Any]]:
@@ -168,13 +189,19 @@ def attention(n: int, window: int, d: int, rounds: int) -> list[dict[str, Any]]:
     def sdpa() -> torch.Tensor:
         return F.scaled_dot_product_attention(q[None], k[None], v[None], attn_mask=mask[None])[0]
 
-    torch.testing.assert_close(rs.sparse_attention(q, k, v, pattern), dense_masked(), rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(
+        rs.sparse_attention(q, k, v, pattern), dense_masked(), rtol=1e-4, atol=1e-4
+    )
     cases = [
         Case("dense masked attention", dense_masked),
         Case("SDPA with boolean mask", sdpa),
         Case("rusttorch sparse_attention", lambda: rs.sparse_attention(q, k, v, pattern)),
     ]
-    return report(f"sparse attention n={n}, window={window}, d={d}, nnz={pattern.nnz:,}", run_group(cases, rounds=rounds, warmup_rounds=1), "dense masked attention")
+    return report(
+        f"sparse attention n={n}, window={window}, d={d}, nnz={pattern.nnz:,}",
+        run_group(cases, rounds=rounds, warmup_rounds=1),
+        "dense masked attention",
+    )
 
 
 def main() -> None:
@@ -197,7 +224,9 @@ def main() -> None:
     if want("spmm"):
         groups["spmm_power_law"] = spmm_sum("power-law 200k/4M", a, d, args.rounds)
         rs_, rd = rmat_graph(18 - (3 if args.quick else 0), e)
-        groups["spmm_rmat"] = spmm_sum("R-MAT scale 18", csr_of(rs_, rd, 1 << (18 - (3 if args.quick else 0))), d, args.rounds)
+        groups["spmm_rmat"] = spmm_sum(
+            "R-MAT scale 18", csr_of(rs_, rd, 1 << (18 - (3 if args.quick else 0))), d, args.rounds
+        )
         br, bc = banded(n * 2, 10)
         groups["spmm_banded"] = spmm_sum("banded FEM-like", csr_of(br, bc, n * 2), d, args.rounds)
     if want("agg"):

@@ -9,7 +9,12 @@ import rusttorch_sparse as rs
 
 
 def random_coo(
-    nrows: int, ncols: int, nnz: int, *, seed: int = 0, dtype: torch.dtype = torch.float64,
+    nrows: int,
+    ncols: int,
+    nnz: int,
+    *,
+    seed: int = 0,
+    dtype: torch.dtype = torch.float64,
     index_dtype: torch.dtype = torch.int64,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Random coordinates (duplicates possible) and values."""
@@ -23,8 +28,14 @@ def random_coo(
 
 
 def random_csr(
-    nrows: int, ncols: int, nnz: int, *, seed: int = 0, dtype: torch.dtype = torch.float64,
-    index_dtype: torch.dtype = torch.int64, sum_duplicates: bool = True,
+    nrows: int,
+    ncols: int,
+    nnz: int,
+    *,
+    seed: int = 0,
+    dtype: torch.dtype = torch.float64,
+    index_dtype: torch.dtype = torch.int64,
+    sum_duplicates: bool = True,
 ) -> rs.CsrMatrix:
     row, col, val = random_coo(nrows, ncols, nnz, seed=seed, dtype=dtype, index_dtype=index_dtype)
     return rs.CsrMatrix.from_coo(row, col, val, (nrows, ncols), sum_duplicates=sum_duplicates)

@@ -36,7 +36,9 @@ def test_spmm_max_min_gradients_match_scatter_reduce(reduce: str) -> None:
     v2, x2 = leaf(a.values), leaf(x)
     prod = v2[:, None] * x2[a.col]
     op = "amax" if reduce == "max" else "amin"
-    ref = torch.zeros(8, 3, dtype=torch.float64).scatter_reduce(0, rows[:, None].expand(-1, 3), prod, op, include_self=False)
+    ref = torch.zeros(8, 3, dtype=torch.float64).scatter_reduce(
+        0, rows[:, None].expand(-1, 3), prod, op, include_self=False
+    )
     g = torch.randn(8, 3, dtype=torch.float64)
     ref.backward(g)
     rs.spmm(a.with_values(values), x, reduce).backward(g)

@@ -21,7 +21,9 @@ def test_opcheck() -> None:
     torch.library.opcheck(torch.ops.rusttorch_sparse.spmm.default, args)
     q = torch.randn(6, 4, dtype=torch.float64, requires_grad=True)
     k = torch.randn(5, 4, dtype=torch.float64, requires_grad=True)
-    torch.library.opcheck(torch.ops.rusttorch_sparse.sddmm.default, (a.crow, a.col, q, k, 6, 5, 0.5))
+    torch.library.opcheck(
+        torch.ops.rusttorch_sparse.sddmm.default, (a.crow, a.col, q, k, 6, 5, 0.5)
+    )
 
 
 def test_compile_fullgraph_forward_and_backward() -> None:

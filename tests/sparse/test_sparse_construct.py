@@ -9,8 +9,12 @@ from _sparse_support import random_coo, random_csr
 import rusttorch_sparse as rs
 
 
-def dense_of_coo(row: torch.Tensor, col: torch.Tensor, val: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
-    return torch.zeros(shape, dtype=val.dtype).index_put_((row.long(), col.long()), val, accumulate=True)
+def dense_of_coo(
+    row: torch.Tensor, col: torch.Tensor, val: torch.Tensor, shape: tuple[int, int]
+) -> torch.Tensor:
+    return torch.zeros(shape, dtype=val.dtype).index_put_(
+        (row.long(), col.long()), val, accumulate=True
+    )
 
 
 @pytest.mark.parametrize("index_dtype", [torch.int32, torch.int64])
@@ -31,7 +35,11 @@ def test_from_coo_sorts_and_sums_duplicates(index_dtype: torch.dtype, dtype: tor
 
 
 def test_constructor_keeps_the_given_tensors() -> None:
-    crow, col, val = torch.tensor([0, 2, 2, 3]), torch.tensor([1, 0, 2]), torch.tensor([1.0, 2.0, 3.0])
+    crow, col, val = (
+        torch.tensor([0, 2, 2, 3]),
+        torch.tensor([1, 0, 2]),
+        torch.tensor([1.0, 2.0, 3.0]),
+    )
     a = rs.CsrMatrix(crow, col, val, (3, 3))
     assert a.crow is crow and a.col is col and a.values is val
     assert a.nnz == 3
@@ -91,7 +99,12 @@ def test_layout_round_trips() -> None:
 
 def test_empty_matrices() -> None:
     for shape in [(0, 0), (0, 4), (4, 0), (3, 3)]:
-        a = rs.CsrMatrix(torch.zeros(shape[0] + 1, dtype=torch.int64), torch.zeros(0, dtype=torch.int64), torch.zeros(0), shape)
+        a = rs.CsrMatrix(
+            torch.zeros(shape[0] + 1, dtype=torch.int64),
+            torch.zeros(0, dtype=torch.int64),
+            torch.zeros(0),
+            shape,
+        )
         assert a.nnz == 0
         assert a.to_dense().shape == shape
         assert a.transpose().shape == (shape[1], shape[0])
@@ -114,7 +127,9 @@ def test_scipy_round_trips() -> None:
 
 
 def test_with_values_and_sorted_check() -> None:
-    a = rs.CsrMatrix(torch.tensor([0, 2]), torch.tensor([0, 2]), torch.tensor([1.0, 2.0]), (1, 3), sorted=True)
+    a = rs.CsrMatrix(
+        torch.tensor([0, 2]), torch.tensor([0, 2]), torch.tensor([1.0, 2.0]), (1, 3), sorted=True
+    )
     b = a.with_values(torch.tensor([5.0, 6.0]))
     assert b.to_dense().tolist() == [[5.0, 0.0, 6.0]]
     with pytest.raises(ValueError, match="nnz = 2"):

@@ -21,11 +21,46 @@ import rusttorch_sparse as rs
 
 # (name, crow, col, shape, the exception rusttorch raises, its message)
 CASES = [
-    ("column index far out of range", [0, 2, 3], [0, 1_000_000, 1], (2, 3), IndexError, r"col\[1\] = 1000000 is out of range for 3 columns"),
-    ("negative column index", [0, 2, 3], [0, -5, 1], (2, 3), IndexError, r"col\[1\] = -5 is negative"),
-    ("row pointer past nnz", [0, 2, 100], [0, 1, 1], (2, 3), ValueError, r"crow\[2\] = 100, expected nnz = 3"),
-    ("decreasing row pointers", [0, 3, 1], [0, 1, 1], (2, 3), ValueError, r"crow\[2\] = 1 is smaller than crow\[1\] = 3"),
-    ("negative first row pointer", [-4, 2, 3], [0, 1, 1], (2, 3), ValueError, r"crow\[0\] = -4, expected 0"),
+    (
+        "column index far out of range",
+        [0, 2, 3],
+        [0, 1_000_000, 1],
+        (2, 3),
+        IndexError,
+        r"col\[1\] = 1000000 is out of range for 3 columns",
+    ),
+    (
+        "negative column index",
+        [0, 2, 3],
+        [0, -5, 1],
+        (2, 3),
+        IndexError,
+        r"col\[1\] = -5 is negative",
+    ),
+    (
+        "row pointer past nnz",
+        [0, 2, 100],
+        [0, 1, 1],
+        (2, 3),
+        ValueError,
+        r"crow\[2\] = 100, expected nnz = 3",
+    ),
+    (
+        "decreasing row pointers",
+        [0, 3, 1],
+        [0, 1, 1],
+        (2, 3),
+        ValueError,
+        r"crow\[2\] = 1 is smaller than crow\[1\] = 3",
+    ),
+    (
+        "negative first row pointer",
+        [-4, 2, 3],
+        [0, 1, 1],
+        (2, 3),
+        ValueError,
+        r"crow\[0\] = -4, expected 0",
+    ),
 ]
 
 TORCH_SCRIPT = textwrap.dedent(
@@ -56,16 +91,26 @@ def torch_outcome(crow: list[int], col: list[int], shape: tuple[int, int], op: s
 
 
 @pytest.mark.parametrize("op", ["to_dense", "matmul"])
-@pytest.mark.parametrize(("name", "crow", "col", "shape", "exc", "message"), CASES, ids=[c[0] for c in CASES])
+@pytest.mark.parametrize(
+    ("name", "crow", "col", "shape", "exc", "message"), CASES, ids=[c[0] for c in CASES]
+)
 def test_rusttorch_refuses_what_torch_crashes_on(
-    name: str, crow: list[int], col: list[int], shape: tuple[int, int], exc: type[Exception], message: str, op: str
+    name: str,
+    crow: list[int],
+    col: list[int],
+    shape: tuple[int, int],
+    exc: type[Exception],
+    message: str,
+    op: str,
 ) -> None:
     outcome = torch_outcome(crow, col, shape, op)
     print(f"torch, {name}, {op}: {outcome}")
     with pytest.raises(exc, match=message):
         rs.CsrMatrix(torch.tensor(crow), torch.tensor(col), torch.ones(len(col)), shape)
     # The same arrays arriving as a torch sparse tensor are refused too.
-    t = torch.sparse_csr_tensor(torch.tensor(crow), torch.tensor(col), torch.ones(len(col)), shape, check_invariants=False)
+    t = torch.sparse_csr_tensor(
+        torch.tensor(crow), torch.tensor(col), torch.ones(len(col)), shape, check_invariants=False
+    )
     with pytest.raises(exc, match=message):
         rs.CsrMatrix.from_torch(t)
 
@@ -77,7 +122,9 @@ def test_torch_really_misbehaves_on_at_least_one_case() -> None:
 
 
 def test_malformed_coo_from_torch_is_refused() -> None:
-    t = torch.sparse_coo_tensor(torch.tensor([[0, 5], [0, 1]]), torch.ones(2), (2, 2), check_invariants=False)
+    t = torch.sparse_coo_tensor(
+        torch.tensor([[0, 5], [0, 1]]), torch.ones(2), (2, 2), check_invariants=False
+    )
     with pytest.raises(IndexError, match=r"row\[1\] = 5 is out of range for 2 rows"):
         rs.CsrMatrix.from_torch(t)
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import hypothesis.strategies as st
 import pytest
 import torch
-from hypothesis import given, settings
 from _sparse_support import dense_reduce
+from hypothesis import given, settings
 
 import rusttorch_sparse as rs
 
@@ -29,8 +29,12 @@ def coo(draw: st.DrawFn) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, tupl
     return row, col, val, (nrows, ncols)
 
 
-def dense(row: torch.Tensor, col: torch.Tensor, val: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
-    return torch.zeros(shape, dtype=torch.float64).index_put_((row.long(), col.long()), val.double(), accumulate=True)
+def dense(
+    row: torch.Tensor, col: torch.Tensor, val: torch.Tensor, shape: tuple[int, int]
+) -> torch.Tensor:
+    return torch.zeros(shape, dtype=torch.float64).index_put_(
+        (row.long(), col.long()), val.double(), accumulate=True
+    )
 
 
 @SETTINGS
@@ -66,7 +70,9 @@ def test_spgemm_matches_scipy(m1: tuple, m2: tuple) -> None:  # type: ignore[typ
     # Chain the shapes: B gets A's column count as its row count.
     nb = s1[1]
     b_rows = r2 % nb if nb and r2.numel() else r2[:0]
-    b = rs.CsrMatrix.from_coo(b_rows, c2[: b_rows.numel()], v2[: b_rows.numel()].double(), (nb, s2[1]))
+    b = rs.CsrMatrix.from_coo(
+        b_rows, c2[: b_rows.numel()], v2[: b_rows.numel()].double(), (nb, s2[1])
+    )
     c = rs.spgemm(a, b)
     ref = (a.to_scipy() @ b.to_scipy()).toarray()
     torch.testing.assert_close(c.to_dense(), torch.from_numpy(ref).reshape(c.shape))
@@ -82,7 +88,9 @@ def test_sddmm_softmax_attention_match_dense(m: tuple, d: int) -> None:  # type:
     k = torch.randn(shape[1], d, dtype=torch.float64)
     v = torch.randn(shape[1], 3, dtype=torch.float64)
     # Stored positions (an entry whose duplicates summed to 0 is still stored).
-    mask = torch.zeros(shape, dtype=torch.bool).index_put_((a.to_coo().row.long(), a.col.long()), torch.tensor(True))
+    mask = torch.zeros(shape, dtype=torch.bool).index_put_(
+        (a.to_coo().row.long(), a.col.long()), torch.tensor(True)
+    )
     s = q @ k.t()
     torch.testing.assert_close(rs.sddmm(a, q, k).to_dense(), torch.where(mask, s, 0.0))
     masked = s.masked_fill(~mask, float("-inf"))

@@ -24,5 +24,5 @@ pub use pattern::{CsrPattern, Order};
 pub use scalar::{Index, Scalar};
 pub use sddmm::sddmm;
 pub use softmax::{sparse_softmax, sparse_softmax_backward};
-pub use spgemm::spgemm;
+pub use spgemm::{ColumnOrder, SpgemmPlan, spgemm};
 pub use spmm::{Reduce, gather_scatter, spmm, spmv};

@@ -34,7 +34,9 @@ def _csr(a: Any) -> CsrMatrix:
         return a.to_csr()
     if isinstance(a, Tensor):
         return CsrMatrix.from_torch(a)
-    raise TypeError(f"expected a CsrMatrix, CscMatrix, CooMatrix or torch tensor, got {type(a).__name__}")
+    raise TypeError(
+        f"expected a CsrMatrix, CscMatrix, CooMatrix or torch tensor, got {type(a).__name__}"
+    )
 
 
 def _check_reduce(reduce: str) -> None:
@@ -93,16 +95,34 @@ def sparse_softmax(a: CsrMatrix) -> CsrMatrix:
     return CsrMatrix._trusted(a.crow, a.col, v, a.shape)
 
 
-def spgemm(a: CsrMatrix, b: CsrMatrix, max_nnz: int = _native.DEFAULT_MAX_NNZ) -> CsrMatrix:
-    """``A @ B`` for two sparse matrices (Gustavson, two-phase, parallel over rows); columns
-    sorted in every row. ``ValueError`` before allocating when the product would hold more
-    than ``max_nnz`` entries. Not differentiable."""
+def spgemm(
+    a: CsrMatrix,
+    b: CsrMatrix,
+    max_nnz: int = _native.DEFAULT_MAX_NNZ,
+    *,
+    sort_indices: bool = False,
+) -> CsrMatrix:
+    """``A @ B`` for two sparse matrices (Gustavson, two-phase, parallel over rows).
+
+    ``ValueError`` before allocating when the product would hold more than ``max_nnz``
+    entries. Columns within a row come in first-touched order, as SciPy and MKL return
+    them; ``sort_indices=True`` sorts them (a sort per row, which can cost more than the
+    product on power-law graphs). Not differentiable."""
     a, b = _csr(a), _csr(b)
     if a.index_dtype != b.index_dtype:
         a = CsrMatrix._trusted(a.crow.long(), a.col.long(), a.values, a.shape)
         b = CsrMatrix._trusted(b.crow.long(), b.col.long(), b.values, b.shape)
     crow, col, values = _native.spgemm(
-        a.crow, a.col, a.values.detach(), a.shape, b.crow, b.col, b.values.detach(), b.shape, max_nnz
+        a.crow,
+        a.col,
+        a.values.detach(),
+        a.shape,
+        b.crow,
+        b.col,
+        b.values.detach(),
+        b.shape,
+        max_nnz,
+        sort_indices,
     )
     return CsrMatrix._trusted(crow, col, values, (a.shape[0], b.shape[1]))
 
@@ -123,11 +143,17 @@ def sparse_attention(
             raise ValueError("q, k and v must have the same number of dimensions")
         lead = q.shape[:-2]
         qf, kf, vf = (t.reshape(-1, *t.shape[-2:]) for t in (q, k, v))
-        outs = [sparse_attention(qi, ki, vi, p, scale) for qi, ki, vi in zip(qf, kf, vf, strict=True)]
+        outs = [
+            sparse_attention(qi, ki, vi, p, scale) for qi, ki, vi in zip(qf, kf, vf, strict=True)
+        ]
         return torch.stack(outs).reshape(*lead, p.shape[0], v.shape[-1])
     if _needs_op(q, k, v):
-        return _ops.sparse_attention_op(p.crow, p.col, q, k, v, p.shape[0], p.shape[1], float(scale))  # type: ignore[no-any-return]
-    return _native.sparse_attention(p.crow, p.col, q.detach(), k.detach(), v.detach(), p.shape, float(scale))
+        return _ops.sparse_attention_op(
+            p.crow, p.col, q, k, v, p.shape[0], p.shape[1], float(scale)
+        )  # type: ignore[no-any-return]
+    return _native.sparse_attention(
+        p.crow, p.col, q.detach(), k.detach(), v.detach(), p.shape, float(scale)
+    )
 
 
 def gather_scatter(
@@ -144,7 +170,9 @@ def gather_scatter(
     _check_reduce(reduce)
     n = x.shape[0] if num_nodes is None else int(num_nodes)
     if _needs_op(x):
-        a = CsrMatrix.from_coo(dst, src, torch.ones(src.shape[0], dtype=x.dtype), (n, x.shape[0]), False)
+        a = CsrMatrix.from_coo(
+            dst, src, torch.ones(src.shape[0], dtype=x.dtype), (n, x.shape[0]), False
+        )
         return spmm(a, x, reduce)
     return _native.gather_scatter(x.detach(), src, dst, reduce, n)
 

@@ -8,18 +8,21 @@ the first violation and its position; there is no switch that turns validation o
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from . import _native
 
-if TYPE_CHECKING:
-    import scipy.sparse
-
 _FLOAT_DTYPES = (torch.float32, torch.float64)
+
+
+def _scipy_sparse() -> Any:
+    """``scipy.sparse``, imported on first use (SciPy is an optional dependency)."""
+    return importlib.import_module("scipy.sparse")
 
 
 def _shape(shape: Sequence[int]) -> tuple[int, int]:
@@ -102,7 +105,9 @@ class CsrMatrix:
         self.crow, self.col, self.values, self.shape = crow, col, values, dims
 
     @classmethod
-    def _trusted(cls, crow: Tensor, col: Tensor, values: Tensor, shape: tuple[int, int]) -> CsrMatrix:
+    def _trusted(
+        cls, crow: Tensor, col: Tensor, values: Tensor, shape: tuple[int, int]
+    ) -> CsrMatrix:
         """Wraps arrays that a rusttorch kernel produced (already valid by construction)."""
         m = cls.__new__(cls)
         m.crow, m.col, m.values, m.shape = crow, col, values, shape
@@ -147,7 +152,9 @@ class CsrMatrix:
         if t.layout == torch.sparse_csr:
             values = t.values()
             if values.dim() != 1:
-                raise ValueError("hybrid sparse tensors (dense trailing dimensions) are not supported")
+                raise ValueError(
+                    "hybrid sparse tensors (dense trailing dimensions) are not supported"
+                )
             return cls(t.crow_indices(), t.col_indices(), values, tuple(t.shape))
         if t.layout == torch.sparse_csc:
             return CscMatrix.from_torch(t).to_csr()
@@ -162,7 +169,7 @@ class CsrMatrix:
         raise TypeError(f"unsupported layout {t.layout}")
 
     @classmethod
-    def from_scipy(cls, m: scipy.sparse.spmatrix | scipy.sparse.sparray) -> CsrMatrix:
+    def from_scipy(cls, m: Any) -> CsrMatrix:
         """From any SciPy sparse matrix or array (validated here)."""
         fmt = getattr(m, "format", None)
         if fmt == "coo":
@@ -174,7 +181,10 @@ class CsrMatrix:
         if fmt != "csr":
             m = m.tocsr()
         return cls(
-            torch.from_numpy(m.indptr), torch.from_numpy(m.indices), torch.from_numpy(m.data), m.shape
+            torch.from_numpy(m.indptr),
+            torch.from_numpy(m.indices),
+            torch.from_numpy(m.data),
+            m.shape,
         )
 
     # ---- properties ------------------------------------------------------------------
@@ -215,11 +225,9 @@ class CsrMatrix:
             self.crow, self.col, self.values, self.shape, check_invariants=False
         )
 
-    def to_scipy(self) -> scipy.sparse.csr_matrix:
+    def to_scipy(self) -> Any:
         """A ``scipy.sparse.csr_matrix`` (shares memory where NumPy allows)."""
-        import scipy.sparse
-
-        return scipy.sparse.csr_matrix(
+        return _scipy_sparse().csr_matrix(
             (self.values.detach().numpy(), self.col.numpy(), self.crow.numpy()), shape=self.shape
         )
 
@@ -233,7 +241,7 @@ class CsrMatrix:
         return CsrMatrix._trusted(crow_t, col_t, self.values[perm], (self.shape[1], self.shape[0]))
 
     @property
-    def T(self) -> CsrMatrix:  # noqa: N802 (matches torch/NumPy)
+    def T(self) -> CsrMatrix:
         """The transpose."""
         return self.transpose()
 
@@ -278,7 +286,9 @@ class CscMatrix:
     values: Tensor
     shape: tuple[int, int]
 
-    def __init__(self, ccol: Any, row: Any, values: Any = None, shape: Sequence[int] | None = None) -> None:
+    def __init__(
+        self, ccol: Any, row: Any, values: Any = None, shape: Sequence[int] | None = None
+    ) -> None:
         ccol = _index(ccol, "ccol")
         row = _index(row, "row")
         ccol, row = _same_index_dtype(ccol, row)
@@ -290,7 +300,9 @@ class CscMatrix:
         self.ccol, self.row, self.values, self.shape = ccol, row, values, dims
 
     @classmethod
-    def _trusted(cls, ccol: Tensor, row: Tensor, values: Tensor, shape: tuple[int, int]) -> CscMatrix:
+    def _trusted(
+        cls, ccol: Tensor, row: Tensor, values: Tensor, shape: tuple[int, int]
+    ) -> CscMatrix:
         m = cls.__new__(cls)
         m.ccol, m.row, m.values, m.shape = ccol, row, values, shape
         return m
@@ -309,7 +321,10 @@ class CscMatrix:
         if getattr(m, "format", None) != "csc":
             return CsrMatrix.from_scipy(m).to_csc()
         return cls(
-            torch.from_numpy(m.indptr), torch.from_numpy(m.indices), torch.from_numpy(m.data), m.shape
+            torch.from_numpy(m.indptr),
+            torch.from_numpy(m.indices),
+            torch.from_numpy(m.data),
+            m.shape,
         )
 
     @property
@@ -351,9 +366,7 @@ class CscMatrix:
 
     def to_scipy(self) -> Any:
         """A ``scipy.sparse.csc_matrix``."""
-        import scipy.sparse
-
-        return scipy.sparse.csc_matrix(
+        return _scipy_sparse().csc_matrix(
             (self.values.detach().numpy(), self.row.numpy(), self.ccol.numpy()), shape=self.shape
         )
 
@@ -373,7 +386,9 @@ class CooMatrix:
     values: Tensor
     shape: tuple[int, int]
 
-    def __init__(self, row: Any, col: Any, values: Any = None, shape: Sequence[int] | None = None) -> None:
+    def __init__(
+        self, row: Any, col: Any, values: Any = None, shape: Sequence[int] | None = None
+    ) -> None:
         row = _index(row, "row")
         col = _index(col, "col")
         row, col = _same_index_dtype(row, col)
@@ -385,7 +400,9 @@ class CooMatrix:
         self.row, self.col, self.values, self.shape = row, col, values, dims
 
     @classmethod
-    def _trusted(cls, row: Tensor, col: Tensor, values: Tensor, shape: tuple[int, int]) -> CooMatrix:
+    def _trusted(
+        cls, row: Tensor, col: Tensor, values: Tensor, shape: tuple[int, int]
+    ) -> CooMatrix:
         m = cls.__new__(cls)
         m.row, m.col, m.values, m.shape = row, col, values, shape
         return m
@@ -405,7 +422,9 @@ class CooMatrix:
     def from_scipy(cls, m: Any) -> CooMatrix:
         """From a SciPy sparse matrix or array."""
         m = m.tocoo()
-        return cls(torch.from_numpy(m.row), torch.from_numpy(m.col), torch.from_numpy(m.data), m.shape)
+        return cls(
+            torch.from_numpy(m.row), torch.from_numpy(m.col), torch.from_numpy(m.data), m.shape
+        )
 
     @property
     def nnz(self) -> int:
@@ -444,9 +463,7 @@ class CooMatrix:
 
     def to_scipy(self) -> Any:
         """A ``scipy.sparse.coo_matrix``."""
-        import scipy.sparse
-
-        return scipy.sparse.coo_matrix(
+        return _scipy_sparse().coo_matrix(
             (self.values.detach().numpy(), (self.row.numpy(), self.col.numpy())), shape=self.shape
         )
 

@@ -26,7 +26,9 @@ _REDUCES = ("sum", "mean", "max", "min")
 
 
 @torch.library.custom_op("rusttorch_sparse::transpose", mutates_args=())
-def transpose_op(crow: Tensor, col: Tensor, nrows: int, ncols: int) -> tuple[Tensor, Tensor, Tensor]:
+def transpose_op(
+    crow: Tensor, col: Tensor, nrows: int, ncols: int
+) -> tuple[Tensor, Tensor, Tensor]:
     crow_t, col_t, perm = _native.transpose(crow, col, (nrows, ncols))
     return crow_t, col_t, perm
 
@@ -132,7 +134,9 @@ def sddmm_op(
 
 
 @sddmm_op.register_fake
-def _(crow: Tensor, col: Tensor, q: Tensor, k: Tensor, nrows: int, ncols: int, scale: float) -> Tensor:
+def _(
+    crow: Tensor, col: Tensor, q: Tensor, k: Tensor, nrows: int, ncols: int, scale: float
+) -> Tensor:
     return q.new_empty(col.shape)
 
 
@@ -225,7 +229,7 @@ def _attention_setup(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:
 def _attention_backward(ctx: Any, grad: Tensor) -> tuple[Any, ...]:
     # Recomputes the probabilities at the pattern (O(nnz), never n x n), then
     # dV = P^T dO, dP = dO V^T at the pattern, dS = softmax'(dP), dQ = s dS K, dK = s dS^T Q.
-    crow, col, q, k, v, out = ctx.saved_tensors
+    crow, col, q, k, v, _out = ctx.saved_tensors
     nrows, ncols, scale = ctx.dims
     grad = grad.contiguous()
     p = softmax_op(crow, col, sddmm_op(crow, col, q, k, nrows, ncols, scale), nrows, ncols)

@@ -4,7 +4,7 @@
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use rt_view::DType;
-use rt_view::python::run_released;
+use rt_view::python::{Access, PyTensor, run_released, torch_empty};
 
 use super::convert::{Arg, dispatch, fill_new, index_dtype, value_dtype, vec_to_torch};
 use super::matrix::pattern;
@@ -159,8 +159,10 @@ pub(crate) fn softmax_backward<'py>(
     })
 }
 
-/// `A @ B` for two CSR matrices: `(crow, col, values)` of the product.
+/// `A @ B` for two CSR matrices: `(crow, col, values)` of the product, columns sorted
+/// within rows when `sort_indices`.
 #[pyfunction]
+#[pyo3(signature = (a_crow, a_col, a_values, a_shape, b_crow, b_col, b_values, b_shape, max_nnz, sort_indices = false))]
 #[allow(clippy::too_many_arguments)] // two matrices of three arrays and a shape each
 pub(crate) fn spgemm<'py>(
     py: Python<'py>,
@@ -173,6 +175,7 @@ pub(crate) fn spgemm<'py>(
     b_values: &Bound<'py, PyAny>,
     b_shape: (i64, i64),
     max_nnz: usize,
+    sort_indices: bool,
 ) -> PyResult<Bound<'py, PyAny>> {
     let op = "spgemm";
     let ac = Arg::new("A.crow", a_crow)?;
@@ -183,21 +186,45 @@ pub(crate) fn spgemm<'py>(
     let bv = Arg::new("B.values", b_values)?;
     let it = index_dtype(op, &[&ac, &ai, &bc, &bi])?;
     let vt = value_dtype(op, &[&av, &bv])?;
+    let order = if sort_indices {
+        spgemm_k::ColumnOrder::Sorted
+    } else {
+        spgemm_k::ColumnOrder::Unsorted
+    };
     dispatch!(it, vt, |I, V| {
         let (acs, ais, avs) = (ac.slice::<I>()?, ai.slice::<I>()?, av.slice::<V>()?);
         let (bcs, bis, bvs) = (bc.slice::<I>()?, bi.slice::<I>()?, bv.slice::<V>()?);
         let a = pattern(py, CSR, a_shape, &acs, &ais, Order::Any)?;
         let b = pattern(py, CSR, b_shape, &bcs, &bis, Order::Any)?;
-        let parts = run_released(py, usize::MAX, || {
-            spgemm_k::spgemm(&a, &avs, &b, &bvs, max_nnz)
-        })?;
-        Ok((
-            vec_to_torch(py, &parts.crow, &[parts.crow.len()])?,
-            vec_to_torch(py, &parts.col, &[parts.col.len()])?,
-            vec_to_torch(py, &parts.values, &[parts.values.len()])?,
-        )
-            .into_pyobject(py)?
-            .into_any())
+        if a.ncols() != b.nrows() {
+            return Err(PyValueError::new_err(format!(
+                "{op}: shapes do not chain: A is {} x {}, B is {} x {}",
+                a.nrows(),
+                a.ncols(),
+                b.nrows(),
+                b.ncols()
+            )));
+        }
+        let plan = run_released(py, usize::MAX, || spgemm_k::SpgemmPlan::new(&a, &b, max_nnz))?;
+        let nnz = plan.nnz();
+        // The result goes straight into torch-owned tensors: no copy of the (possibly
+        // huge) product.
+        let col = torch_empty(py, &[nnz], <I as rt_view::Element>::DTYPE)?;
+        let values = torch_empty(py, &[nnz], <V as rt_view::Element>::DTYPE)?;
+        {
+            let mut col_t = PyTensor::extract(&col, Access::Write)?;
+            let mut val_t = PyTensor::extract(&values, Access::Write)?;
+            let mut col_v = col_t.view_mut::<I>()?;
+            let mut val_v = val_t.view_mut::<V>()?;
+            let (Some(cs), Some(vs)) = (col_v.as_slice_mut(), val_v.as_slice_mut()) else {
+                return Err(PyValueError::new_err("torch.empty returned a strided tensor"));
+            };
+            run_released(py, usize::MAX, || {
+                plan.numeric(&a, &avs, &b, &bvs, order, cs, vs)
+            })?;
+        }
+        let crow = vec_to_torch(py, plan.crow(), &[plan.crow().len()])?;
+        Ok((crow, col, values).into_pyobject(py)?.into_any())
     })
 }
 
