@@ -81,14 +81,15 @@ impl<I: Index> SpgemmPlan<I> {
         }
         let splits = balanced_splits(n, |r| flops.get(r).copied().unwrap_or(0) + r, 1);
         let counts: Vec<Vec<usize>> = map_chunks(&splits, |rows| {
-            let mut marker = vec![NONE; m];
+            let mut marks = Marks::new(m);
             rows.map(|r| {
+                let stamp = marks.next_row();
                 let mut count = 0;
                 for &j in a.row_cols(r) {
                     for &c in j.to_usize().map_or(&[][..], |j| b.row_cols(j)) {
-                        if let Some(slot) = c.to_usize().and_then(|c| marker.get_mut(c)) {
-                            if *slot != r {
-                                *slot = r;
+                        if let Some(slot) = c.to_usize().and_then(|c| marks.mark.get_mut(c)) {
+                            if *slot != stamp {
+                                *slot = stamp;
                                 count += 1;
                             }
                         }
@@ -164,12 +165,14 @@ impl<I: Index> SpgemmPlan<I> {
             val_rest = vt;
         }
         let numeric = |(rows, cols_out, vals_out): (Range<usize>, &mut [I], &mut [V])| {
-            let mut marker = vec![NONE; m];
+            // Per-thread stamps and partial sums, one slot per column of B.
+            let mut marks = Marks::new(m);
             let mut acc = vec![V::ZERO; m];
             let mut touched: Vec<usize> = Vec::new();
             let mut pos = 0usize;
             for r in rows {
                 touched.clear();
+                let stamp = marks.next_row();
                 let range = a.row_range(r);
                 let a_cols = a.col().get(range.clone()).unwrap_or(&[]);
                 let a_vals = a_values.get(range).unwrap_or(&[]);
@@ -180,11 +183,11 @@ impl<I: Index> SpgemmPlan<I> {
                     let b_vals = b_values.get(br).unwrap_or(&[]);
                     for (&c, &bv) in b_cols.iter().zip(b_vals) {
                         let c = c.to_usize().unwrap_or(NONE);
-                        let (Some(mk), Some(slot)) = (marker.get_mut(c), acc.get_mut(c)) else {
+                        let (Some(mk), Some(slot)) = (marks.mark.get_mut(c), acc.get_mut(c)) else {
                             continue;
                         };
-                        if *mk != r {
-                            *mk = r;
+                        if *mk != stamp {
+                            *mk = stamp;
                             *slot = av * bv;
                             touched.push(c);
                         } else {
@@ -210,6 +213,34 @@ impl<I: Index> SpgemmPlan<I> {
             rt_view::threads::install(|| tasks.into_par_iter().for_each(numeric))?;
         }
         Ok(())
+    }
+}
+
+/// Per-thread "seen in this row" stamps, 4 bytes per column (half of a `usize`, so more
+/// of them stay in cache). Stamps count rows within the thread's chunk; when they would
+/// wrap, the array is cleared and counting restarts.
+struct Marks {
+    mark: Vec<u32>,
+    stamp: u32,
+}
+
+impl Marks {
+    fn new(m: usize) -> Self {
+        Marks {
+            mark: vec![0; m],
+            stamp: 0,
+        }
+    }
+
+    /// The stamp of the next row (never 0, the cleared value).
+    #[inline]
+    fn next_row(&mut self) -> u32 {
+        if self.stamp == u32::MAX {
+            self.mark.fill(0);
+            self.stamp = 0;
+        }
+        self.stamp += 1;
+        self.stamp
     }
 }
 

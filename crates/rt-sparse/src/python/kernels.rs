@@ -205,7 +205,9 @@ pub(crate) fn spgemm<'py>(
                 b.ncols()
             )));
         }
-        let plan = run_released(py, usize::MAX, || spgemm_k::SpgemmPlan::new(&a, &b, max_nnz))?;
+        let plan = run_released(py, usize::MAX, || {
+            spgemm_k::SpgemmPlan::new(&a, &b, max_nnz)
+        })?;
         let nnz = plan.nnz();
         // The result goes straight into torch-owned tensors: no copy of the (possibly
         // huge) product.
@@ -217,7 +219,9 @@ pub(crate) fn spgemm<'py>(
             let mut col_v = col_t.view_mut::<I>()?;
             let mut val_v = val_t.view_mut::<V>()?;
             let (Some(cs), Some(vs)) = (col_v.as_slice_mut(), val_v.as_slice_mut()) else {
-                return Err(PyValueError::new_err("torch.empty returned a strided tensor"));
+                return Err(PyValueError::new_err(
+                    "torch.empty returned a strided tensor",
+                ));
             };
             run_released(py, usize::MAX, || {
                 plan.numeric(&a, &avs, &b, &bvs, order, cs, vs)
