@@ -7,107 +7,79 @@ use crate::pattern::CsrPattern;
 use crate::scalar::{Index, Scalar, fmadd};
 use rt_simd::dispatch::{Isa, Kernel, dispatch};
 
-const W: usize = 16;
+/// How many entries ahead the k row is touched (see [`touch`]).
+pub(crate) const PREFETCH_DISTANCE: usize = 8;
 
-/// The sum of 16 accumulators, added pairwise (16 -> 8 -> 4 -> 2 -> 1) with named
-/// temporaries, so that it stays in registers as a few shuffles (a loop or an array
-/// built by closures here made LLVM spill the accumulators and reload them one lane at a
-/// time, stalling on store forwarding).
+/// Loads one element per cache line of `row` and discards it: a software prefetch in
+/// safe code. The gathers of k rows are cache misses, and each entry's dot product is
+/// enough instructions that the out-of-order window alone overlaps only a few of them;
+/// issuing the next rows' loads early keeps several in flight.
 #[inline(always)]
-fn reduce16<V: Scalar>(a: [V; W]) -> V {
-    let [
-        a0,
-        a1,
-        a2,
-        a3,
-        a4,
-        a5,
-        a6,
-        a7,
-        a8,
-        a9,
-        a10,
-        a11,
-        a12,
-        a13,
-        a14,
-        a15,
-    ] = a;
-    let (b0, b1, b2, b3) = (a0 + a8, a1 + a9, a2 + a10, a3 + a11);
-    let (b4, b5, b6, b7) = (a4 + a12, a5 + a13, a6 + a14, a7 + a15);
-    let (c0, c1, c2, c3) = (b0 + b4, b1 + b5, b2 + b6, b3 + b7);
-    (c0 + c2) + (c1 + c3)
+pub(crate) fn touch<V: Copy>(row: &[V]) {
+    let step = (64 / std::mem::size_of::<V>().max(1)).max(1);
+    for v in row.iter().step_by(step) {
+        std::hint::black_box(*v);
+    }
 }
 
-/// Folds `x * y` into the accumulators, lane by lane.
+/// Lanes per accumulator: one AVX2 register of f32.
+const L: usize = 8;
+
+/// The `L`-wide block of `s` at `off`, if it is all there.
 #[inline(always)]
-fn fma16<S: Isa, V: Scalar>(acc: &mut [V; W], x: &[V; W], y: &[V; W]) {
+fn lanes<V>(s: &[V], off: usize) -> Option<&[V; L]> {
+    s.get(off..off + L)?.try_into().ok()
+}
+
+/// Folds `x * y` into the accumulator, lane by lane.
+#[inline(always)]
+fn fma_lanes<S: Isa, V: Scalar>(acc: &mut [V; L], x: &[V; L], y: &[V; L]) {
     for ((s, &xv), &yv) in acc.iter_mut().zip(x).zip(y) {
         *s = fmadd::<S, V>(*s, xv, yv);
     }
 }
 
-/// The `W`-wide block of `s` at `off`, if it is all there.
-#[inline(always)]
-fn block<V>(s: &[V], off: usize) -> Option<&[V; W]> {
-    s.get(off..off + W)?.try_into().ok()
-}
-
-/// `a . b` with 16 independent accumulators, so the loop vectorizes and hides FMA latency.
+/// `a . b` with two independent `L`-lane accumulators (so the loop vectorizes and hides
+/// FMA latency), added lane-wise at the end and then summed. Kept deliberately simple:
+/// wider accumulator sets or a hand-written reduction tree made LLVM vectorize across the
+/// wrong dimension (two-lane vectors, several times the instructions per entry, which
+/// also limits how many k-row cache misses are in flight).
 #[inline(always)]
 pub(crate) fn dot<S: Isa, V: Scalar>(a: &[V], b: &[V]) -> V {
-    let mut acc = [V::ZERO; W];
-    let n = a.len().min(b.len()) / W * W;
+    let n = a.len().min(b.len());
+    let (mut a0, mut a1) = ([V::ZERO; L], [V::ZERO; L]);
     let mut off = 0;
-    while off < n {
-        if let (Some(x), Some(y)) = (block(a, off), block(b, off)) {
-            fma16::<S, V>(&mut acc, x, y);
+    while off + 2 * L <= n {
+        if let (Some(x0), Some(y0), Some(x1), Some(y1)) = (
+            lanes(a, off),
+            lanes(b, off),
+            lanes(a, off + L),
+            lanes(b, off + L),
+        ) {
+            fma_lanes::<S, V>(&mut a0, x0, y0);
+            fma_lanes::<S, V>(&mut a1, x1, y1);
         }
-        off += W;
+        off += 2 * L;
+    }
+    if off + L <= n {
+        if let (Some(x0), Some(y0)) = (lanes(a, off), lanes(b, off)) {
+            fma_lanes::<S, V>(&mut a0, x0, y0);
+        }
+        off += L;
+    }
+    for (s, &t) in a0.iter_mut().zip(&a1) {
+        *s += t;
     }
     let mut tail = V::ZERO;
     for (&x, &y) in a
-        .get(n..)
+        .get(off..n)
         .unwrap_or(&[])
         .iter()
-        .zip(b.get(n..).unwrap_or(&[]))
+        .zip(b.get(off..n).unwrap_or(&[]))
     {
         tail = fmadd::<S, V>(tail, x, y);
     }
-    reduce16(acc) + tail
-}
-
-/// `[a . b0, a . b1, a . b2, a . b3]`: one pass over `a` for four dot products, with four
-/// independent accumulator sets. The `b`s are as long as `a`.
-#[inline(always)]
-pub(crate) fn dot4<S: Isa, V: Scalar>(a: &[V], b: [&[V]; 4]) -> [V; 4] {
-    let [b0, b1, b2, b3] = b;
-    let (mut s0, mut s1, mut s2, mut s3) = ([V::ZERO; W], [V::ZERO; W], [V::ZERO; W], [V::ZERO; W]);
-    let n = a.len() / W * W;
-    let mut off = 0;
-    while off < n {
-        if let (Some(x), Some(y0), Some(y1), Some(y2), Some(y3)) = (
-            block(a, off),
-            block(b0, off),
-            block(b1, off),
-            block(b2, off),
-            block(b3, off),
-        ) {
-            fma16::<S, V>(&mut s0, x, y0);
-            fma16::<S, V>(&mut s1, x, y1);
-            fma16::<S, V>(&mut s2, x, y2);
-            fma16::<S, V>(&mut s3, x, y3);
-        }
-        off += W;
-    }
-    let mut out = [reduce16(s0), reduce16(s1), reduce16(s2), reduce16(s3)];
-    if n < a.len() {
-        let ta = a.get(n..).unwrap_or(&[]);
-        for (o, bj) in out.iter_mut().zip(b) {
-            *o += dot::<S, V>(ta, bj.get(n..).unwrap_or(&[]));
-        }
-    }
-    out
+    a0.iter().fold(V::ZERO, |s, &v| s + v) + tail
 }
 
 /// `out[e] = scale * <q[i], k[j]>` for every stored entry `e = (i, j)` of `a`: `q` is
@@ -179,18 +151,10 @@ impl<I: Index, V: Scalar> Kernel for SddmmRows<'_, '_, I, V> {
                 let c = c.to_usize().unwrap_or(0);
                 k.get(c * d..(c + 1) * d).unwrap_or(&[])
             };
-            let mut slots = dst.chunks_exact_mut(4);
-            let mut quads = cols.chunks_exact(4);
-            for (slot, c) in (&mut slots).zip(&mut quads) {
-                let ks = [krow(c[0]), krow(c[1]), krow(c[2]), krow(c[3])];
-                if ks.iter().all(|kr| kr.len() == qr.len()) {
-                    let v = dot4::<S, V>(qr, ks);
-                    for (o, v) in slot.iter_mut().zip(v) {
-                        *o = scale * v;
-                    }
+            for (e, (slot, &c)) in dst.iter_mut().zip(cols).enumerate() {
+                if let Some(&ahead) = cols.get(e + PREFETCH_DISTANCE) {
+                    touch(krow(ahead));
                 }
-            }
-            for (slot, &c) in slots.into_remainder().iter_mut().zip(quads.remainder()) {
                 *slot = scale * dot::<S, V>(qr, krow(c));
             }
         }

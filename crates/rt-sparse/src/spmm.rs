@@ -15,6 +15,7 @@ use crate::error::{Result, SparseError, check_len};
 use crate::parallel::{balanced_splits, for_each_chunk};
 use crate::pattern::{CsrPattern, check_indices};
 use crate::scalar::{Index, Scalar, fmadd};
+use crate::sddmm::{PREFETCH_DISTANCE, touch};
 
 /// How the products in a row are combined.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -116,9 +117,20 @@ fn block<const W: usize, S: Isa, I: Index, V: Scalar, C: Combine<V>>(
         // None only for an index outside x, which validation rules out.
         x.get(start..start.checked_add(W)?)?.try_into().ok()
     };
+    // The first block of a row also touches the x rows a few entries ahead (see
+    // `sddmm::touch`); later blocks find them in cache.
+    let ahead = |k: usize| {
+        if off == 0 {
+            if let Some(&c) = cols.get(k + PREFETCH_DISTANCE) {
+                let start = c.to_usize().unwrap_or(0).saturating_mul(d);
+                touch(x.get(start..start.saturating_add(d)).unwrap_or(&[]));
+            }
+        }
+    };
     match vals {
         Some(v) => {
-            for (&c, &w) in cols.iter().zip(v) {
+            for (k, (&c, &w)) in cols.iter().zip(v).enumerate() {
+                ahead(k);
                 let Some(xs) = gather(c) else { continue };
                 for (a, &xv) in acc.iter_mut().zip(xs) {
                     *a = C::step::<S>(*a, w, xv);
@@ -126,7 +138,8 @@ fn block<const W: usize, S: Isa, I: Index, V: Scalar, C: Combine<V>>(
             }
         }
         None => {
-            for &c in cols {
+            for (k, &c) in cols.iter().enumerate() {
+                ahead(k);
                 let Some(xs) = gather(c) else { continue };
                 for (a, &xv) in acc.iter_mut().zip(xs) {
                     *a = C::step1(*a, xv);
