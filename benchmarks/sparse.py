@@ -22,6 +22,7 @@ import argparse
 import math
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from _harness import Case, machine_info, report, run_group, save

@@ -148,9 +148,10 @@ def sparse_attention(
         ]
         return torch.stack(outs).reshape(*lead, p.shape[0], v.shape[-1])
     if _needs_op(q, k, v):
-        return _ops.sparse_attention_op(
+        out: Tensor = _ops.sparse_attention_op(
             p.crow, p.col, q, k, v, p.shape[0], p.shape[1], float(scale)
-        )  # type: ignore[no-any-return]
+        )
+        return out
     return _native.sparse_attention(
         p.crow, p.col, q.detach(), k.detach(), v.detach(), p.shape, float(scale)
     )

@@ -32,11 +32,12 @@ def _shape(shape: Sequence[int]) -> tuple[int, int]:
     return dims[0], dims[1]
 
 
-def _index(t: Any, name: str) -> Tensor:
-    if not isinstance(t, Tensor):
-        t = torch.as_tensor(t)
-        if t.numel() == 0 or (not t.dtype.is_floating_point and t.dtype != torch.bool):
-            t = t.to(torch.int64) if t.dtype not in (torch.int32, torch.int64) else t
+def _index(obj: Any, name: str) -> Tensor:
+    t: Tensor = obj if isinstance(obj, Tensor) else torch.as_tensor(obj)
+    if not isinstance(obj, Tensor) and (
+        t.numel() == 0 or (not t.dtype.is_floating_point and t.dtype != torch.bool)
+    ):
+        t = t.to(torch.int64) if t.dtype not in (torch.int32, torch.int64) else t
     if t.dtype not in (torch.int32, torch.int64):
         raise TypeError(f"{name} has dtype {t.dtype}, expected torch.int32 or torch.int64")
     if t.dim() != 1:
@@ -44,13 +45,12 @@ def _index(t: Any, name: str) -> Tensor:
     return t
 
 
-def _values(t: Any, nnz: int, like: Tensor | None = None) -> Tensor:
-    if t is None:
+def _values(obj: Any, nnz: int) -> Tensor:
+    if obj is None:
         return torch.ones(nnz, dtype=torch.float32)
-    if not isinstance(t, Tensor):
-        t = torch.as_tensor(t)
-        if not t.dtype.is_floating_point:
-            t = t.to(torch.float32)
+    t: Tensor = obj if isinstance(obj, Tensor) else torch.as_tensor(obj)
+    if not isinstance(obj, Tensor) and not t.dtype.is_floating_point:
+        t = t.to(torch.float32)
     if t.dtype not in _FLOAT_DTYPES:
         raise TypeError(f"values has dtype {t.dtype}, expected torch.float32 or torch.float64")
     if t.dim() != 1:
