@@ -113,11 +113,14 @@ impl<I: Index, V: Scalar> Kernel for AttentionRows<'_, '_, I, V> {
                 continue;
             }
             let qr = q.get(r * d..(r + 1) * d).unwrap_or(&[]);
+            // A plain loop, not `extend(map(closure))`: a closure is its own function, and
+            // if LLVM does not inline it, it is compiled without this ISA's features (the
+            // fused multiply-adds in `dot` then become library calls, 10x slower).
             scores.clear();
-            scores.extend(cols.iter().map(|&c| {
+            for &c in cols {
                 let c = c.to_usize().unwrap_or(0);
-                scale * dot::<S, V>(qr, k.get(c * d..(c + 1) * d).unwrap_or(&[]))
-            }));
+                scores.push(scale * dot::<S, V>(qr, k.get(c * d..(c + 1) * d).unwrap_or(&[])));
+            }
             probs.resize(scores.len(), V::ZERO);
             softmax_slice(&scores, &mut probs);
             row::<S, I, V, SumOp>(cols, Some(&probs), v, dv, dst);

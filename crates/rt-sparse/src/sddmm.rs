@@ -7,6 +7,14 @@ use crate::pattern::CsrPattern;
 use crate::scalar::{Index, Scalar, fmadd};
 use rt_simd::dispatch::{Isa, Kernel, dispatch};
 
+/// Row `c` (`d` wide) of the row-major matrix `m`; empty if out of range (validation rules
+/// that out). A function, not a closure, so it always inlines into the ISA-specific code.
+#[inline(always)]
+fn row_of<I: Index, V>(m: &[V], c: I, d: usize) -> &[V] {
+    let c = c.to_usize().unwrap_or(0);
+    m.get(c * d..(c + 1) * d).unwrap_or(&[])
+}
+
 /// How many entries ahead the k row is touched (see [`touch`]).
 pub(crate) const PREFETCH_DISTANCE: usize = 8;
 
@@ -147,15 +155,11 @@ impl<I: Index, V: Scalar> Kernel for SddmmRows<'_, '_, I, V> {
             let dst = out
                 .get_mut(range.start - base..range.end - base)
                 .unwrap_or(&mut []);
-            let krow = |c: I| {
-                let c = c.to_usize().unwrap_or(0);
-                k.get(c * d..(c + 1) * d).unwrap_or(&[])
-            };
             for (e, (slot, &c)) in dst.iter_mut().zip(cols).enumerate() {
                 if let Some(&ahead) = cols.get(e + PREFETCH_DISTANCE) {
-                    touch(krow(ahead));
+                    touch(row_of(k, ahead, d));
                 }
-                *slot = scale * dot::<S, V>(qr, krow(c));
+                *slot = scale * dot::<S, V>(qr, row_of(k, c, d));
             }
         }
     }

@@ -101,6 +101,25 @@ impl<V: Scalar> Combine<V> for MinOp {
     }
 }
 
+/// Features `off..off + W` of row `c` of the row-major `x` (`d` wide); `None` only for an
+/// index outside `x`, which validation rules out.
+#[inline(always)]
+fn gather<const W: usize, I: Index, V>(x: &[V], c: I, d: usize, off: usize) -> Option<&[V; W]> {
+    let start = c.to_usize()?.checked_mul(d)?.checked_add(off)?;
+    x.get(start..start.checked_add(W)?)?.try_into().ok()
+}
+
+/// Touches the x row of the entry `PREFETCH_DISTANCE` ahead of entry `k` (see
+/// `sddmm::touch`); the first feature block of a row does this, later blocks find the rows
+/// in cache.
+#[inline(always)]
+fn prefetch_row<I: Index, V: Copy>(cols: &[I], k: usize, x: &[V], d: usize) {
+    if let Some(&c) = cols.get(k + PREFETCH_DISTANCE) {
+        let start = c.to_usize().unwrap_or(0).saturating_mul(d);
+        touch(x.get(start..start.saturating_add(d)).unwrap_or(&[]));
+    }
+}
+
 /// Accumulates features `off..off + W` of one row into registers and writes them to `dst`.
 #[inline(always)]
 fn block<const W: usize, S: Isa, I: Index, V: Scalar, C: Combine<V>>(
@@ -112,26 +131,16 @@ fn block<const W: usize, S: Isa, I: Index, V: Scalar, C: Combine<V>>(
     dst: &mut [V],
 ) {
     let mut acc = [C::INIT; W];
-    let gather = |c: I| -> Option<&[V; W]> {
-        let start = c.to_usize()?.checked_mul(d)?.checked_add(off)?;
-        // None only for an index outside x, which validation rules out.
-        x.get(start..start.checked_add(W)?)?.try_into().ok()
-    };
-    // The first block of a row also touches the x rows a few entries ahead (see
-    // `sddmm::touch`); later blocks find them in cache.
-    let ahead = |k: usize| {
-        if off == 0 {
-            if let Some(&c) = cols.get(k + PREFETCH_DISTANCE) {
-                let start = c.to_usize().unwrap_or(0).saturating_mul(d);
-                touch(x.get(start..start.saturating_add(d)).unwrap_or(&[]));
-            }
-        }
-    };
+    // Plain code instead of closures in this loop: see `attention.rs`.
     match vals {
         Some(v) => {
             for (k, (&c, &w)) in cols.iter().zip(v).enumerate() {
-                ahead(k);
-                let Some(xs) = gather(c) else { continue };
+                if off == 0 {
+                    prefetch_row(cols, k, x, d);
+                }
+                let Some(xs) = gather::<W, I, V>(x, c, d, off) else {
+                    continue;
+                };
                 for (a, &xv) in acc.iter_mut().zip(xs) {
                     *a = C::step::<S>(*a, w, xv);
                 }
@@ -139,8 +148,12 @@ fn block<const W: usize, S: Isa, I: Index, V: Scalar, C: Combine<V>>(
         }
         None => {
             for (k, &c) in cols.iter().enumerate() {
-                ahead(k);
-                let Some(xs) = gather(c) else { continue };
+                if off == 0 {
+                    prefetch_row(cols, k, x, d);
+                }
+                let Some(xs) = gather::<W, I, V>(x, c, d, off) else {
+                    continue;
+                };
                 for (a, &xv) in acc.iter_mut().zip(xs) {
                     *a = C::step1(*a, xv);
                 }
