@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 from typing import Any
 
 import numpy as np
@@ -221,6 +222,8 @@ def main() -> None:
     src, dst = power_law_graph(n, e)
     a = csr_of(dst, src, n)
     results: dict[str, Any] = {"machine": machine_info(args.threads), "groups": {}}
+    # Other work on the machine skews multi-threaded candidates most; record how busy it was.
+    results["load_average_at_start"] = os.getloadavg()
     groups = results["groups"]
     if want("spmm"):
         groups["spmm_power_law"] = spmm_sum("power-law 200k/4M", a, d, args.rounds)
@@ -238,6 +241,7 @@ def main() -> None:
         groups["spgemm"] = spgemm(a, max(3, args.rounds // 2))
     if want("attn"):
         groups["attention"] = attention(4096, 256, 64, args.rounds)
+    results["load_average_at_end"] = os.getloadavg()
     if not only:
         save("sparse", results)
 
