@@ -165,14 +165,20 @@ impl<I: Index> SpgemmPlan<I> {
             val_rest = vt;
         }
         let numeric = |(rows, cols_out, vals_out): (Range<usize>, &mut [I], &mut [V])| {
-            // Per-thread stamps and partial sums, one slot per column of B.
-            let mut marks = Marks::new(m);
-            let mut acc = vec![V::ZERO; m];
+            // One (row stamp, partial sum) slot per column of B, side by side, so each
+            // update touches one cache line, not two. Stamps count rows within this chunk;
+            // when they would wrap, the slots are cleared and counting restarts.
+            let mut slots: Vec<(u32, V)> = vec![(0, V::ZERO); m];
+            let mut stamp = 0u32;
             let mut touched: Vec<usize> = Vec::new();
             let mut pos = 0usize;
             for r in rows {
                 touched.clear();
-                let stamp = marks.next_row();
+                if stamp == u32::MAX {
+                    slots.fill((0, V::ZERO));
+                    stamp = 0;
+                }
+                stamp += 1;
                 let range = a.row_range(r);
                 let a_cols = a.col().get(range.clone()).unwrap_or(&[]);
                 let a_vals = a_values.get(range).unwrap_or(&[]);
@@ -183,15 +189,14 @@ impl<I: Index> SpgemmPlan<I> {
                     let b_vals = b_values.get(br).unwrap_or(&[]);
                     for (&c, &bv) in b_cols.iter().zip(b_vals) {
                         let c = c.to_usize().unwrap_or(NONE);
-                        let (Some(mk), Some(slot)) = (marks.mark.get_mut(c), acc.get_mut(c)) else {
+                        let Some(slot) = slots.get_mut(c) else {
                             continue;
                         };
-                        if *mk != stamp {
-                            *mk = stamp;
-                            *slot = av * bv;
+                        if slot.0 != stamp {
+                            *slot = (stamp, av * bv);
                             touched.push(c);
                         } else {
-                            *slot += av * bv;
+                            slot.1 += av * bv;
                         }
                     }
                 }
@@ -201,7 +206,7 @@ impl<I: Index> SpgemmPlan<I> {
                 for &c in &touched {
                     if let (Some(co), Some(vo)) = (cols_out.get_mut(pos), vals_out.get_mut(pos)) {
                         *co = I::from_usize(c).unwrap_or(zero);
-                        *vo = acc.get(c).copied().unwrap_or(V::ZERO);
+                        *vo = slots.get(c).map_or(V::ZERO, |s| s.1);
                     }
                     pos += 1;
                 }
