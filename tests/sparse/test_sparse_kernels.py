@@ -174,6 +174,15 @@ def test_gather_scatter_matches_index_add_and_scatter_reduce(reduce: str) -> Non
     torch.testing.assert_close(rs.gather_scatter(x, src.int(), dst.int(), reduce, 60), want)
 
 
+def test_gather_scatter_with_zero_features_and_no_edges() -> None:
+    x = torch.zeros(4, 0)
+    out = rs.gather_scatter(x, torch.tensor([0, 3]), torch.tensor([1, 2]), "max")
+    assert out.shape == (4, 0)
+    empty = torch.zeros(0, dtype=torch.int64)
+    out = rs.gather_scatter(torch.ones(3, 2), empty, empty, "mean", num_nodes=5)
+    assert torch.equal(out, torch.zeros(5, 2))
+
+
 def test_pattern_builders() -> None:
     s = rs.sliding_window(10, 4).to_dense()
     i, j = torch.meshgrid(torch.arange(10), torch.arange(10), indexing="ij")

@@ -369,6 +369,8 @@ pub fn edges_by_destination<I: Index>(
 
 /// Message passing: `out[n] = reduce over edges e with dst[e] == n of x[src[e]]`, with
 /// `x` of `num_src x d` and `out` of `num_nodes x d`. Nodes without incoming edges get 0.
+/// The source count is `x.len() / d`, so `d` must be at least 1 (with `d = 0` every edge
+/// is out of range); [`edges_by_destination`] + [`spmm`] take it explicitly.
 pub fn gather_scatter<I: Index, V: Scalar>(
     x: &[V],
     d: usize,

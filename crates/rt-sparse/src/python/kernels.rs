@@ -299,10 +299,16 @@ pub(crate) fn gather_scatter<'py>(
     let vt = value_dtype(op, &[&x])?;
     dispatch!(it, vt, |I, V| {
         let (n, _) = crate::pattern::check_shape::<I>(num_nodes, 0)?;
-        let d = x.shape()[1];
+        let (n_src, d) = (x.shape()[0], x.shape()[1]);
         let (xs, ss, ds) = (x.slice::<V>()?, src.slice::<I>()?, dst.slice::<I>()?);
+        // Grouped here rather than in `spmm_k::gather_scatter` so that the source count
+        // comes from x's shape (it cannot be recovered from the data when d = 0).
+        let (crow, col) = run_released(py, ss.len(), || {
+            spmm_k::edges_by_destination(&ss, &ds, n_src, n)
+        })?;
+        let a = pattern(py, CSR, (n as i64, n_src as i64), &crow, &col, Order::Any)?;
         fill_new::<V, _>(py, &[n, d], ss.len().saturating_mul(d), |out| {
-            spmm_k::gather_scatter(&xs, d, &ss, &ds, reduce, n, out)
+            spmm_k::spmm(&a, None, &xs, d, reduce, out)
         })
     })
 }
