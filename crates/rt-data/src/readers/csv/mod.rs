@@ -50,7 +50,8 @@ pub struct CsvOptions {
     pub comment: Option<u8>,
     /// The first record holds the column names.
     pub header: bool,
-    /// Strings read as missing; `None`: pandas' defaults. The empty field is always missing.
+    /// Strings read as missing besides pandas' defaults (which always apply, as in pandas).
+    /// The empty field is always missing.
     pub na_values: Option<Vec<String>>,
     /// Target size of a chunk (a byte range of a plain file).
     pub chunk_bytes: u64,

@@ -193,12 +193,13 @@ pub struct NaValues {
 }
 
 impl NaValues {
-    /// A set from `values` (pandas' defaults when `None`).
-    pub fn new(values: Option<&[String]>) -> Self {
-        let values: HashSet<Vec<u8>> = match values {
-            Some(values) => values.iter().map(|v| v.as_bytes().to_vec()).collect(),
-            None => PANDAS_NA_VALUES.iter().map(|v| v.as_bytes().to_vec()).collect(),
-        };
+    /// pandas' defaults plus `extra` (as `pandas.read_csv(na_values=...)` does).
+    pub fn new(extra: Option<&[String]>) -> Self {
+        let values: HashSet<Vec<u8>> = PANDAS_NA_VALUES
+            .iter()
+            .map(|v| v.as_bytes().to_vec())
+            .chain(extra.into_iter().flatten().map(|v| v.as_bytes().to_vec()))
+            .collect();
         let numeric = values
             .iter()
             .any(|v| fast_float2::parse::<f64, _>(v).is_ok_and(|x| !x.is_nan()));
@@ -296,7 +297,8 @@ mod tests {
         assert_eq!(na.parse_float(b"x1"), FieldValue::Invalid);
         let custom = NaValues::new(Some(&["-999".to_owned()]));
         assert_eq!(custom.parse_float(b"-999"), FieldValue::Missing);
-        assert_eq!(custom.parse_float(b"NA"), FieldValue::Invalid);
+        assert_eq!(custom.parse_float(b"NA"), FieldValue::Missing);
+        assert_eq!(custom.parse_float(b"-998"), FieldValue::Number(-998.0));
     }
 
     #[test]
