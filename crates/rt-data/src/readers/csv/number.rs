@@ -206,6 +206,12 @@ impl NaValues {
         Self { values, numeric }
     }
 
+    /// True when some NA string is also a number: fields must then be looked up before any
+    /// numeric fast path.
+    pub fn has_numeric(&self) -> bool {
+        self.numeric
+    }
+
     /// True when `text` is an NA string.
     #[inline]
     pub fn contains(&self, text: &[u8]) -> bool {

@@ -380,6 +380,7 @@ impl<'a, 's, F: OutFloat> RowWriter<'a, 's, F> {
             .ok_or_else(|| DataError::InvalidArgument("destination too small".to_owned()))?;
         let mut col = 0usize;
         let mut newlines = 0u64;
+        let fast_numbers = !layout.na.has_numeric();
         loop {
             let Some(&role) = layout.roles.get(col) else {
                 // More fields than columns: count them all for the message.
@@ -395,7 +396,7 @@ impl<'a, 's, F: OutFloat> RowWriter<'a, 's, F> {
                 });
             };
             let fast = match role {
-                Role::Feature(k) if buf.get(pos).copied() != d.quote => buf
+                Role::Feature(k) if fast_numbers && buf.get(pos).copied() != d.quote => buf
                     .get(pos..)
                     .and_then(parse_simple_decimal)
                     .map(|(v, n)| (k, v, n)),
