@@ -143,3 +143,34 @@ def test_parquet_round_trip(tmp_path: Path, values: list[float], group: int) -> 
     X, y = rd.read_parquet(path, label="y", feature_dtype="float64")
     assert X.flatten().tolist() == values
     assert y.tolist() == list(range(len(values)))
+
+
+def test_categorical_codes_by_first_appearance(tmp_path: Path, threads: int) -> None:
+    colors = ["red", "blue", "red", None, "green", "blue", "violet"]
+    table = pa.table(
+        {
+            "x": [float(i) for i in range(7)],
+            "color": colors,
+            "kind": pa.array(["b", "a", "b", "a", "c", "c", "a"]).dictionary_encode(),
+        }
+    )
+    expected_color = [0.0, 1.0, 0.0, -1.0, 2.0, 1.0, 3.0]
+    for group in [1, 3, 7]:
+        path = tmp_path / f"c{group}.parquet"
+        pq.write_table(table, path, row_group_size=group)
+        X, y = rd.read_parquet(path, label="kind", categorical="codes", missing=-1)
+        assert X[:, 1].tolist() == expected_color
+        assert y.tolist() == [0, 1, 0, 1, 2, 2, 1]
+    X, y = rd.read_arrow(table, label="kind", categorical="codes", missing=-1)
+    assert X[:, 1].tolist() == expected_color and y.tolist() == [0, 1, 0, 1, 2, 2, 1]
+    path = tmp_path / "c.feather"
+    feather.write_feather(table, path, chunksize=2)
+    X, y = rd.read_ipc(path, label="kind", categorical="codes", missing=-1)
+    assert X[:, 1].tolist() == expected_color
+    with pytest.raises(TypeError, match='categorical="codes"'):
+        rd.read_arrow(table)
+
+
+def test_categorical_codes_not_for_csv(write_text) -> None:
+    with pytest.raises(ValueError, match="codes"):
+        rd.read_csv(write_text("a\n1\n"), categorical="codes")

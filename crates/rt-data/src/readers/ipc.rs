@@ -13,7 +13,7 @@ use arrow_ipc::reader::FileReader;
 
 use crate::error::{DataError, Result};
 use crate::options::ColumnOptions;
-use crate::readers::arrow_columns::{self, BatchPlace};
+use crate::readers::arrow_columns::{self, BatchPlace, Categories};
 use crate::readers::columns::{self, ColumnPlan};
 use crate::readers::files;
 use crate::readers::parquet::arrow_fields;
@@ -46,6 +46,7 @@ pub struct IpcSource {
     plan: ColumnPlan,
     /// Selected input columns, ascending: the projection every read asks for.
     projection: Vec<usize>,
+    categories: Categories,
 }
 
 fn corrupt(name: &str, e: impl std::fmt::Display) -> DataError {
@@ -55,7 +56,11 @@ fn corrupt(name: &str, e: impl std::fmt::Display) -> DataError {
     }
 }
 
-fn reader(path: &Path, name: &str, projection: Option<Vec<usize>>) -> Result<FileReader<BufReader<File>>> {
+fn reader(
+    path: &Path,
+    name: &str,
+    projection: Option<Vec<usize>>,
+) -> Result<FileReader<BufReader<File>>> {
     let file = files::open(path)?;
     FileReader::try_new(BufReader::with_capacity(1 << 16, file), projection)
         .map_err(|e| corrupt(name, e))
@@ -65,7 +70,9 @@ impl IpcSource {
     /// Opens `paths`: reads every footer, checks that the schemas agree, resolves the columns.
     pub fn open(paths: &[PathBuf], options: &ColumnOptions) -> Result<Self> {
         if paths.is_empty() {
-            return Err(DataError::InvalidArgument("no Arrow IPC files given".to_owned()));
+            return Err(DataError::InvalidArgument(
+                "no Arrow IPC files given".to_owned(),
+            ));
         }
         let mut files_out = Vec::new();
         let mut batches = Vec::new();
@@ -104,15 +111,35 @@ impl IpcSource {
         let names: Vec<String> = fields.iter().map(|(n, _)| n.clone()).collect();
         let plan = columns::resolve(&names, options)?;
         arrow_columns::check_types(&fields, &plan)?;
-        let mut projection: Vec<usize> =
-            plan.feature_cols.iter().chain(&plan.label_cols).copied().collect();
+        let mut projection: Vec<usize> = plan
+            .feature_cols
+            .iter()
+            .chain(&plan.label_cols)
+            .copied()
+            .collect();
         projection.sort_unstable();
+        // Codes of string columns: one pass over those columns, files and batches in order.
+        let mut categories = Categories::default();
+        let text = Categories::text_columns(&fields, &plan);
+        if !text.is_empty() {
+            for f in &files_out {
+                for batch in reader(&f.path, &f.name, Some(text.clone()))? {
+                    let batch = batch.map_err(|e| corrupt(&f.name, e))?;
+                    for (j, &c) in text.iter().enumerate() {
+                        if j < batch.num_columns() {
+                            categories.add(c, batch.column(j))?;
+                        }
+                    }
+                }
+            }
+        }
         Ok(Self {
             files: files_out,
             batches,
             infos,
             plan,
             projection,
+            categories,
         })
     }
 
@@ -134,7 +161,10 @@ impl IpcSource {
         match r.next() {
             Some(Ok(batch)) => Ok(batch),
             Some(Err(e)) => Err(corrupt(&f.name, e)),
-            None => Err(corrupt(&f.name, format!("record batch {} is missing", b.index))),
+            None => Err(corrupt(
+                &f.name,
+                format!("record batch {} is missing", b.index),
+            )),
         }
     }
 }
@@ -192,13 +222,16 @@ impl Source for IpcSource {
             let j = (*position.get(c)?)?;
             (j < batch.num_columns()).then(|| batch.column(j))
         };
-        let labels = dest.labels.as_mut().map(|l| arrow_columns::rows_from(l, 0, 0));
+        let labels = dest
+            .labels
+            .as_mut()
+            .map(|l| arrow_columns::rows_from(l, 0, 0));
         let features = arrow_columns::rows_from(&mut dest.features, 0, 0);
         let place = BatchPlace {
             file: &f.name,
             first_row,
         };
-        arrow_columns::write_batch(&self.plan, column, rows, features, labels, place)?;
+        arrow_columns::write_batch(&self.plan, &self.categories, column, rows, features, labels, place)?;
         Ok(ChunkReport {
             rows,
             skipped: Vec::new(),

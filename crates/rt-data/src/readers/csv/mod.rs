@@ -18,7 +18,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-
 use self::header::Header;
 use self::number::NaValues;
 use self::parse::{Layout, OutFloat, RowWriter};
@@ -122,13 +121,19 @@ impl CsvSource {
                 "the delimiter cannot be a newline".to_owned(),
             ));
         }
-        if options.quote == Some(options.delimiter) || options.comment == Some(options.delimiter)
-        {
+        if options.quote == Some(options.delimiter) || options.comment == Some(options.delimiter) {
             return Err(DataError::InvalidArgument(
                 "the delimiter, quote and comment characters must differ".to_owned(),
             ));
         }
         columns::check_options(&options.columns)?;
+        if options.columns.categorical == crate::options::CategoricalPolicy::Codes {
+            return Err(DataError::InvalidArgument(
+                "categorical=\"codes\" is not supported for CSV yet (only for Parquet, Arrow \
+                 IPC and in-memory Arrow); read the CSV with pyarrow and pass the table"
+                    .to_owned(),
+            ));
+        }
         let dialect = Dialect {
             delimiter: options.delimiter,
             quote: options.quote,
@@ -152,7 +157,9 @@ impl CsvSource {
                 }
             }
         }
-        let names = reference.map(|f| f.header.names.clone()).unwrap_or_default();
+        let names = reference
+            .map(|f| f.header.names.clone())
+            .unwrap_or_default();
         let plan = columns::resolve(&names, &options.columns)?;
         let chunk_bytes = options.chunk_bytes.max(1);
         let planned: Vec<Vec<PlannedChunk>> = rt_view::threads::install(|| {
@@ -337,10 +344,7 @@ impl ChunkInput {
 /// Opens one file and reads its header (growing the read until a whole record is in).
 fn open_file(path: &Path, dialect: Dialect, has_header: bool) -> Result<CsvFile> {
     let file = files::open(path)?;
-    let size = file
-        .metadata()
-        .map_err(|e| DataError::io(path, e))?
-        .len();
+    let size = file.metadata().map_err(|e| DataError::io(path, e))?.len();
     let name = files::display_name(path);
     let mut magic = [0u8; 2];
     let gzip = size >= 2 && {
@@ -428,7 +432,11 @@ fn count_gzip(c: &CsvChunk, f: &CsvFile, dialect: Dialect, ctx: ReadContext<'_>)
                 first = false;
                 total += u64::from(plan::is_record_start(data, 0, dialect.comment));
             }
-            let window = if at_eof { filled } else { filled.saturating_sub(2) };
+            let window = if at_eof {
+                filled
+            } else {
+                filled.saturating_sub(2)
+            };
             let stats = plan::scan_window(data, window, 0, dialect);
             total += stats.starts[parity];
             parity ^= usize::from(stats.quotes_odd);

@@ -57,7 +57,15 @@ fn load8(bytes: &[u8], at: usize) -> Option<u64> {
 
 /// `10^n` for `n <= 8`.
 const POW10_INT: [u64; 9] = [
-    1, 10, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000, 100_000_000,
+    1,
+    10,
+    100,
+    1_000,
+    10_000,
+    100_000,
+    1_000_000,
+    10_000_000,
+    100_000_000,
 ];
 
 /// How many of the 8 bytes of `v` (first byte lowest) are ASCII digits before the first
@@ -169,7 +177,11 @@ pub fn parse_int(bytes: &[u8]) -> Option<i64> {
         }
         value = value.checked_mul(10)?.checked_sub(i64::from(d))?;
     }
-    if negative { Some(value) } else { value.checked_neg() }
+    if negative {
+        Some(value)
+    } else {
+        value.checked_neg()
+    }
 }
 
 /// A field read as a number.
@@ -281,10 +293,23 @@ mod tests {
 
     #[test]
     fn simple_decimals() {
-        for text in ["0", "-0.0", "1.5", "0.12345678", "123456.123456789", "5.", ".5", "+7"] {
+        for text in [
+            "0",
+            "-0.0",
+            "1.5",
+            "0.12345678",
+            "123456.123456789",
+            "5.",
+            ".5",
+            "+7",
+        ] {
             let (v, n) = parse_simple_decimal(text.as_bytes()).unwrap();
             assert_eq!(n, text.len(), "{text}");
-            assert_eq!(v.to_bits(), text.parse::<f64>().unwrap().to_bits(), "{text}");
+            assert_eq!(
+                v.to_bits(),
+                text.parse::<f64>().unwrap().to_bits(),
+                "{text}"
+            );
         }
         for text in ["", "-", ".", "1e5", "abc", "12345678901234567890"] {
             let r = parse_simple_decimal(text.as_bytes());

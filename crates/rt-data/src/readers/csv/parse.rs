@@ -117,7 +117,7 @@ fn find_end(buf: &[u8], p: usize, at_eof: bool, d: Dialect) -> Option<(usize, Te
         // The comment character: the rest of the line is not data.
         _ => match memchr::memchr(b'\n', buf.get(e..).unwrap_or_default()) {
             Some(o2) => Some((e, Term::Newline, e + o2 + 1)),
-            None => at_eof.then(|| (e, Term::End, buf.len())),
+            None => at_eof.then_some((e, Term::End, buf.len())),
         },
     }
 }
@@ -138,11 +138,13 @@ pub fn scan_field(
             let Some((end, term, next)) = find_end(buf, pos, at_eof, d) else {
                 return Ok(None);
             };
-            let stray = d
-                .quote
-                .is_some_and(|q| memchr::memchr(q, buf.get(pos..end).unwrap_or_default()).is_some());
+            let stray = d.quote.is_some_and(|q| {
+                memchr::memchr(q, buf.get(pos..end).unwrap_or_default()).is_some()
+            });
             if strict && stray {
-                return Err("a quote character inside an unquoted field (quote the whole field, RFC 4180)");
+                return Err(
+                    "a quote character inside an unquoted field (quote the whole field, RFC 4180)",
+                );
             }
             return Ok(Some(Scanned {
                 text: Text::Buf(pos, end),
@@ -224,8 +226,8 @@ pub fn skip_record(
 /// A record that could not be decoded, before it is raised or skipped.
 fn truncate(text: &[u8]) -> String {
     const MAX: usize = 80;
-    let shown = String::from_utf8_lossy(text.get(..MAX.min(text.len())).unwrap_or_default())
-        .into_owned();
+    let shown =
+        String::from_utf8_lossy(text.get(..MAX.min(text.len())).unwrap_or_default()).into_owned();
     if text.len() > MAX {
         format!("{shown}...")
     } else {
@@ -451,9 +453,9 @@ impl<'a, 's, F: OutFloat> RowWriter<'a, 's, F> {
                 Role::Feature(k) => {
                     let v = match layout.na.parse_float(text) {
                         FieldValue::Number(v) => v,
-                        FieldValue::Missing => missing_float(layout.missing, || {
-                            missing_error(layout, line, col)
-                        })?,
+                        FieldValue::Missing => {
+                            missing_float(layout.missing, || missing_error(layout, line, col))?
+                        }
                         FieldValue::Invalid => {
                             return Err(parse_error(layout, line, col, text, "a float"));
                         }
@@ -478,7 +480,13 @@ impl<'a, 's, F: OutFloat> RowWriter<'a, 's, F> {
 }
 
 #[inline]
-fn finish(layout: &Layout<'_>, line: u64, found: usize, next: usize, newlines: u64) -> Result<Step> {
+fn finish(
+    layout: &Layout<'_>,
+    line: u64,
+    found: usize,
+    next: usize,
+    newlines: u64,
+) -> Result<Step> {
     if found != layout.roles.len() {
         return Err(DataError::Ragged {
             file: layout.file.to_string(),
@@ -506,7 +514,13 @@ fn missing_error(layout: &Layout<'_>, line: u64, col: usize) -> DataError {
     }
 }
 
-fn parse_error(layout: &Layout<'_>, line: u64, col: usize, text: &[u8], expected: &str) -> DataError {
+fn parse_error(
+    layout: &Layout<'_>,
+    line: u64,
+    col: usize,
+    text: &[u8],
+    expected: &str,
+) -> DataError {
     DataError::Parse {
         file: layout.file.to_string(),
         line,
@@ -528,9 +542,7 @@ fn store_label(
     let at = row * layout.num_labels + k;
     let float = || match layout.na.parse_float(text) {
         FieldValue::Number(v) => Ok(v),
-        FieldValue::Missing => {
-            missing_float(layout.missing, || missing_error(layout, line, col))
-        }
+        FieldValue::Missing => missing_float(layout.missing, || missing_error(layout, line, col)),
         FieldValue::Invalid => Err(parse_error(layout, line, col, text, "a float label")),
     };
     match labels {
@@ -572,12 +584,18 @@ mod tests {
     use crate::source::ErrorBudget;
     use rt_view::cancel::CancelToken;
 
-    fn parse(text: &[u8], roles: &[Role], nf: usize, nl: usize, policy: OnError) -> Result<(Vec<f64>, Vec<i64>, usize, Vec<SkippedRow>)> {
+    type Parsed = (Vec<f64>, Vec<i64>, usize, Vec<SkippedRow>);
+
+    fn parse(text: &[u8], roles: &[Role], nf: usize, nl: usize, policy: OnError) -> Result<Parsed> {
         let names: Vec<String> = (0..roles.len()).map(|i| format!("c{i}")).collect();
         let na = NaValues::new(None);
         let file: Arc<str> = Arc::from("t.csv");
         let layout = Layout {
-            dialect: Dialect { delimiter: b',', quote: Some(b'"'), comment: Some(b'#') },
+            dialect: Dialect {
+                delimiter: b',',
+                quote: Some(b'"'),
+                comment: Some(b'#'),
+            },
             roles,
             names: &names,
             na: &na,
@@ -591,8 +609,16 @@ mod tests {
         let mut labs = vec![0i64; cap * nl];
         let cancel = CancelToken::new();
         let errors = ErrorBudget::new(policy);
-        let ctx = ReadContext { cancel: &cancel, errors: &errors };
-        let mut w = RowWriter::new(&layout, &mut feats, (nl > 0).then(|| RowsMut::I64(&mut labs)), cap);
+        let ctx = ReadContext {
+            cancel: &cancel,
+            errors: &errors,
+        };
+        let mut w = RowWriter::new(
+            &layout,
+            &mut feats,
+            (nl > 0).then(|| RowsMut::I64(&mut labs)),
+            cap,
+        );
         let mut line = 1;
         let used = w.parse_block(text, true, &mut line, ctx)?;
         assert_eq!(used, text.len());
@@ -616,26 +642,50 @@ mod tests {
 
     #[test]
     fn ragged_and_bad_numbers_name_the_place() {
-        let err = parse(b"1,2,3\n4,5\n", &FL, 2, 1, OnError::Raise).unwrap_err().to_string();
-        assert!(err.contains("t.csv:2") && err.contains("expected 3 fields, found 2"), "{err}");
-        let err = parse(b"1,2,3\n\n4,5,6,7\n", &FL, 2, 1, OnError::Raise).unwrap_err().to_string();
+        let err = parse(b"1,2,3\n4,5\n", &FL, 2, 1, OnError::Raise)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("t.csv:2") && err.contains("expected 3 fields, found 2"),
+            "{err}"
+        );
+        let err = parse(b"1,2,3\n\n4,5,6,7\n", &FL, 2, 1, OnError::Raise)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("t.csv:3") && err.contains("found 4"), "{err}");
-        let err = parse(b"1,2.5,3\n", &FL, 2, 1, OnError::Raise).unwrap_err().to_string();
-        assert!(err.contains("\"c1\"") && err.contains("2.5") && err.contains("integer"), "{err}");
-        let err = parse(b"1,2,x\"y\n", &FL, 2, 1, OnError::Raise).unwrap_err().to_string();
+        let err = parse(b"1,2.5,3\n", &FL, 2, 1, OnError::Raise)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("\"c1\"") && err.contains("2.5") && err.contains("integer"),
+            "{err}"
+        );
+        let err = parse(b"1,2,x\"y\n", &FL, 2, 1, OnError::Raise)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("quote"), "{err}");
     }
 
     #[test]
     fn skip_keeps_order_and_lines() {
         let text = b"1,1,1\nbad,2,2\n3,\"3\n\",3\n4,4\n5,5,5\n";
-        let (f, l, rows, skipped) = parse(text, &FL, 2, 1, OnError::Skip { max_errors: None }).unwrap();
+        let (f, l, rows, skipped) =
+            parse(text, &FL, 2, 1, OnError::Skip { max_errors: None }).unwrap();
         assert_eq!(rows, 2);
         assert_eq!(&l[..2], &[1, 5]);
         assert_eq!(&f[..4], &[1.0, 1.0, 5.0, 5.0]);
         let lines: Vec<u64> = skipped.iter().map(|s| s.line).collect();
         assert_eq!(lines, vec![2, 3, 5]);
-        let err = parse(text, &FL, 2, 1, OnError::Skip { max_errors: Some(2) }).unwrap_err();
+        let err = parse(
+            text,
+            &FL,
+            2,
+            1,
+            OnError::Skip {
+                max_errors: Some(2),
+            },
+        )
+        .unwrap_err();
         assert!(matches!(err, DataError::TooManyErrors { .. }));
     }
 
@@ -646,7 +696,11 @@ mod tests {
         let file: Arc<str> = Arc::from("t.csv");
         let roles = [Role::Feature(0)];
         let layout = Layout {
-            dialect: Dialect { delimiter: b',', quote: Some(b'"'), comment: None },
+            dialect: Dialect {
+                delimiter: b',',
+                quote: Some(b'"'),
+                comment: None,
+            },
             roles: &roles,
             names: &names,
             na: &na,
@@ -658,10 +712,16 @@ mod tests {
         let mut out = vec![0f32; 4];
         let cancel = CancelToken::new();
         let errors = ErrorBudget::new(OnError::Raise);
-        let ctx = ReadContext { cancel: &cancel, errors: &errors };
+        let ctx = ReadContext {
+            cancel: &cancel,
+            errors: &errors,
+        };
         let mut w = RowWriter::new(&layout, &mut out, None, 4);
         let mut line = 1;
-        assert_eq!(w.parse_block(b"1\n2\n\"3", false, &mut line, ctx).unwrap(), 4);
+        assert_eq!(
+            w.parse_block(b"1\n2\n\"3", false, &mut line, ctx).unwrap(),
+            4
+        );
         assert_eq!(line, 3);
         assert_eq!(w.parse_block(b"\"3\"\n4", true, &mut line, ctx).unwrap(), 5);
         assert_eq!(out, vec![1.0, 2.0, 3.0, 4.0]);
