@@ -111,6 +111,8 @@ def open_source(
     label_dtype: Any = None,
     missing: str | float = "raise",
     categorical: str = "raise",
+    on_error: str = "raise",
+    max_errors: int | None = None,
     delimiter: str | None = None,
     quote: str | None = '"',
     comment: str | None = None,
@@ -129,9 +131,14 @@ def open_source(
     column that is not a label). ``missing`` is ``"raise"``, ``"nan"`` or a fill value for
     empty fields, NA strings and nulls. CSV options: ``delimiter`` (default ``","``, ``"\\t"``
     for ``.tsv``), ``quote`` (None disables quoting), ``comment``, ``header``, ``na_values``
-    (default: pandas' NA strings), ``chunk_bytes``. ``labels=`` names a separate ``.npy``
-    labels file.
+    (added to pandas' NA strings), ``chunk_bytes``. ``labels=`` names a separate ``.npy``
+    labels file. ``on_error``/``max_errors`` are checked here and applied by whoever reads
+    the source (``read_*``, the DataLoader), since they govern reading, not opening.
     """
+    if on_error not in ("raise", "skip"):
+        raise ValueError(f'on_error must be "raise" or "skip", not {on_error!r}')
+    if max_errors is not None and (not isinstance(max_errors, int) or max_errors < 0):
+        raise ValueError(f"max_errors must be a non-negative int or None, not {max_errors!r}")
     if isinstance(source, _native.Source):
         return source
     columns: dict[str, Any] = {

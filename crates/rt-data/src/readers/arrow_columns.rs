@@ -49,8 +49,9 @@ impl Categories {
     /// Adds the values of input column `column` found in `array` (the next rows in chunk
     /// order).
     pub fn add(&mut self, column: usize, array: &ArrayRef) -> Result<()> {
-        let strings = cast_with_options(array.as_ref(), &DataType::Utf8, &CastOptions::default())
-            .map_err(|e| DataError::InvalidArgument(format!("cannot read strings: {e}")))?;
+        let strings =
+            cast_with_options(array.as_ref(), &DataType::Utf8, &CastOptions::default())
+                .map_err(|e| DataError::InvalidArgument(format!("cannot read strings: {e}")))?;
         let map = self.codes.entry(column).or_default();
         for value in strings.as_string::<i32>().iter().flatten() {
             if !map.contains_key(value) {
@@ -68,9 +69,16 @@ impl Categories {
 
     /// The codes of `array` (input column `column`); nulls give 0 (the caller applies the
     /// missing policy to them).
-    fn encode(&self, column: usize, array: &ArrayRef, name: &str, place: BatchPlace<'_>) -> Result<Vec<i64>> {
-        let strings = cast_with_options(array.as_ref(), &DataType::Utf8, &CastOptions::default())
-            .map_err(|e| DataError::InvalidArgument(format!("cannot read strings: {e}")))?;
+    fn encode(
+        &self,
+        column: usize,
+        array: &ArrayRef,
+        name: &str,
+        place: BatchPlace<'_>,
+    ) -> Result<Vec<i64>> {
+        let strings =
+            cast_with_options(array.as_ref(), &DataType::Utf8, &CastOptions::default())
+                .map_err(|e| DataError::InvalidArgument(format!("cannot read strings: {e}")))?;
         let empty = std::collections::HashMap::new();
         let map = self.codes.get(&column).unwrap_or(&empty);
         strings
@@ -260,7 +268,11 @@ fn prepare_int(
     let nulls = array.logical_nulls();
     let fill = null_value(nulls.as_ref(), name, place, |e| missing_int(missing, e))?;
     if let Some((categories, column)) = coded {
-        return Ok((categories.encode(column, array, name, place)?, nulls, fill.unwrap_or(0)));
+        return Ok((
+            categories.encode(column, array, name, place)?,
+            nulls,
+            fill.unwrap_or(0),
+        ));
     }
     let t = array.data_type();
     let float_like = matches!(t, DataType::Float16 | DataType::Float32 | DataType::Float64)

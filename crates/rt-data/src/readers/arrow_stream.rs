@@ -117,7 +117,15 @@ impl Source for ArrowSource {
             file: ARROW_NAME,
             first_row: self.first_rows.get(chunk).copied().unwrap_or(0),
         };
-        arrow_columns::write_batch(&self.plan, &self.categories, column, rows, features, labels, place)?;
+        arrow_columns::write_batch(
+            &self.plan,
+            &self.categories,
+            column,
+            rows,
+            features,
+            labels,
+            place,
+        )?;
         Ok(ChunkReport {
             rows,
             skipped: Vec::new(),

@@ -231,7 +231,15 @@ impl Source for IpcSource {
             file: &f.name,
             first_row,
         };
-        arrow_columns::write_batch(&self.plan, &self.categories, column, rows, features, labels, place)?;
+        arrow_columns::write_batch(
+            &self.plan,
+            &self.categories,
+            column,
+            rows,
+            features,
+            labels,
+            place,
+        )?;
         Ok(ChunkReport {
             rows,
             skipped: Vec::new(),

@@ -353,7 +353,15 @@ impl Source for ParquetSource {
                 file: &f.name,
                 first_row: g.first_row + done as u64,
             };
-            arrow_columns::write_batch(&self.plan, &self.categories, column, rows, features, labels, place)?;
+            arrow_columns::write_batch(
+                &self.plan,
+                &self.categories,
+                column,
+                rows,
+                features,
+                labels,
+                place,
+            )?;
             parse_time += t1.elapsed();
             done += rows;
         }
