@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use super::number::{FieldValue, NaValues, parse_simple_decimal};
+use super::number::{Decimal, FieldValue, NaValues, scan_simple_decimal};
 use super::plan::Dialect;
 use crate::error::{DataError, Result};
 use crate::options::MissingPolicy;
@@ -21,6 +21,9 @@ pub trait OutFloat: Copy + Send + Sync + 'static {
     /// `v` rounded to this type (parsing goes through f64, so float32 results equal
     /// `numpy.float32(float(text))`, which is what pandas followed by a cast gives).
     fn from_f64(v: f64) -> Self;
+
+    /// A scanned decimal, with the same result as `from_f64(d.to_f64())`.
+    fn from_decimal(d: Decimal) -> Self;
 }
 
 impl OutFloat for f32 {
@@ -28,12 +31,22 @@ impl OutFloat for f32 {
     fn from_f64(v: f64) -> Self {
         v as f32
     }
+
+    #[inline(always)]
+    fn from_decimal(d: Decimal) -> Self {
+        d.to_f32()
+    }
 }
 
 impl OutFloat for f64 {
     #[inline(always)]
     fn from_f64(v: f64) -> Self {
         v
+    }
+
+    #[inline(always)]
+    fn from_decimal(d: Decimal) -> Self {
+        d.to_f64()
     }
 }
 
@@ -400,31 +413,31 @@ impl<'a, 's, F: OutFloat> RowWriter<'a, 's, F> {
             let fast = match role {
                 Role::Feature(k) if fast_numbers && buf.get(pos).copied() != d.quote => buf
                     .get(pos..)
-                    .and_then(parse_simple_decimal)
-                    .map(|(v, n)| (k, v, n)),
+                    .and_then(scan_simple_decimal)
+                    .map(|(dec, n)| (k, F::from_decimal(dec), n)),
                 _ => None,
             };
             if let Some((k, v, n)) = fast {
-                let mut slot_value = F::from_f64(v);
-                let slot = frow.get_mut(k).unwrap_or(&mut slot_value);
+                let mut spare = v;
+                let slot = frow.get_mut(k).unwrap_or(&mut spare);
                 let t = pos + n;
                 match buf.get(t) {
                     Some(&c) if c == d.delimiter => {
-                        *slot = F::from_f64(v);
+                        *slot = v;
                         pos = t + 1;
                         col += 1;
                         continue;
                     }
                     Some(b'\n') => {
-                        *slot = F::from_f64(v);
+                        *slot = v;
                         return finish(layout, line, col + 1, t + 1, newlines + 1);
                     }
                     Some(b'\r') if buf.get(t + 1) == Some(&b'\n') => {
-                        *slot = F::from_f64(v);
+                        *slot = v;
                         return finish(layout, line, col + 1, t + 2, newlines + 1);
                     }
                     None if at_eof => {
-                        *slot = F::from_f64(v);
+                        *slot = v;
                         return finish(layout, line, col + 1, t, newlines);
                     }
                     None => return Ok(Step::Incomplete),
