@@ -61,7 +61,7 @@ def test_parquet_projection_order_and_float64(tmp_path: Path) -> None:
     pq.write_table(table, path)
     X = rd.read_parquet(path, features=["i64", "f32"], feature_dtype=torch.float64)
     assert torch.equal(X, reference(table, ["i64", "f32"], np.float64))
-    X, y = rd.read_parquet(path, features=[1], label=["f32"], label_dtype="float32")
+    X, y = rd.read_parquet(path, features=[1], label="f32", label_dtype="float32")
     assert torch.equal(y, torch.from_numpy(table.column("f32").to_numpy()))
 
 

@@ -180,3 +180,11 @@ def test_round_trip_through_pandas(write_text, data, chunk: int) -> None:
     assert labels.tolist() == y
     ref = pd.read_csv(path, float_precision="round_trip")
     assert_same(X, torch.from_numpy(ref[["a", "b"]].to_numpy(np.float64)))
+
+
+def test_label_list_keeps_its_dimension(write_text) -> None:
+    path = write_text("a,y\n1,2\n3,4\n")
+    _, y = rd.read_csv(path, label=["y"])
+    assert y.shape == (2, 1)
+    _, y = rd.read_csv(path, label=1)
+    assert y.shape == (2,)

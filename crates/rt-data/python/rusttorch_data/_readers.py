@@ -182,7 +182,7 @@ def open_source(
 
 
 def _read(
-    source: _native.Source, on_error: str, max_errors: int | None
+    source: _native.Source, on_error: str, max_errors: int | None, one_label: bool = True
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     features, labels, stats = _native.read_all(
         source, on_error=on_error, max_errors=max_errors, with_stats=True
@@ -201,7 +201,7 @@ def _read(
         )
     if labels is None:
         return features
-    if labels.shape[1] == 1:
+    if one_label and labels.shape[1] == 1:
         labels = labels.reshape(-1)
     return features, labels
 
@@ -228,8 +228,8 @@ def read_csv(
     parallel straight into the final row-major layout.
 
     Returns ``features`` (``[rows, n_features]``, float32 by default) or, with ``label=``,
-    ``(features, labels)``; one label column gives labels of shape ``[rows]``, several give
-    ``[rows, n_labels]``. Numbers are correctly rounded (float64 output equals Python's
+    ``(features, labels)``; one label column (a name or an index) gives labels of shape
+    ``[rows]``, a list gives ``[rows, len(label)]``. Numbers are correctly rounded (float64 output equals Python's
     ``float()``), integer labels are exact. ``on_error="skip"`` drops bad rows (ragged,
     unparsable, missing under ``missing="raise"``) and warns with :class:`SkippedRowsWarning`;
     more than ``max_errors`` raises.
@@ -252,7 +252,7 @@ def read_csv(
         na_values=na_values,
         chunk_bytes=chunk_bytes,
     )
-    return _read(source, on_error, max_errors)
+    return _read(source, on_error, max_errors, isinstance(label, (str, int)))
 
 
 def read_parquet(
@@ -282,7 +282,7 @@ def read_parquet(
         missing=missing,
         categorical=categorical,
     )
-    return _read(source, on_error, max_errors)
+    return _read(source, on_error, max_errors, isinstance(label, (str, int)))
 
 
 def read_ipc(
@@ -311,7 +311,7 @@ def read_ipc(
         missing=missing,
         categorical=categorical,
     )
-    return _read(source, on_error, max_errors)
+    return _read(source, on_error, max_errors, isinstance(label, (str, int)))
 
 
 def read_npy(
@@ -342,10 +342,7 @@ def read_npy(
         feature_dtype=feature_dtype,
         label_dtype=label_dtype,
     )
-    result = _read(source, on_error, max_errors)
-    if labels is not None and label is None and isinstance(result, tuple):
-        return result
-    return result
+    return _read(source, on_error, max_errors, labels is not None or isinstance(label, (str, int)))
 
 
 def read_arrow(
@@ -374,4 +371,4 @@ def read_arrow(
         missing=missing,
         categorical=categorical,
     )
-    return _read(source, on_error, max_errors)
+    return _read(source, on_error, max_errors, isinstance(label, (str, int)))
