@@ -740,3 +740,74 @@ mod tests {
         assert_eq!(out, vec![1.0, 2.0, 3.0, 4.0]);
     }
 }
+
+#[cfg(test)]
+mod bench {
+    //! `cargo test --release -p rt-data parse_speed -- --ignored --nocapture`: nanoseconds per
+    //! field of the decoder alone on benchmark-shaped rows (minimum of several runs, so that
+    //! other load on the machine matters less).
+
+    use super::*;
+    use crate::options::OnError;
+    use crate::source::ErrorBudget;
+    use rt_view::cancel::CancelToken;
+
+    #[test]
+    #[ignore = "a measurement, not a check"]
+    fn parse_speed() {
+        let (rows, cols) = (20_000usize, 100usize);
+        let mut text = String::new();
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..rows {
+            for c in 0..cols {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let v = (x % 4_000_000) as f64 / 1e6 - 2.0;
+                text.push_str(&format!("{}", v as f32));
+                text.push(if c + 1 == cols { '\n' } else { ',' });
+            }
+        }
+        let names: Vec<String> = (0..cols).map(|i| i.to_string()).collect();
+        let roles: Vec<Role> = (0..cols).map(Role::Feature).collect();
+        let na = NaValues::new(None);
+        let file: Arc<str> = Arc::from("bench.csv");
+        let layout = Layout {
+            dialect: Dialect {
+                delimiter: b',',
+                quote: Some(b'"'),
+                comment: None,
+            },
+            roles: &roles,
+            names: &names,
+            na: &na,
+            missing: MissingPolicy::Raise,
+            file: &file,
+            num_features: cols,
+            num_labels: 0,
+        };
+        let mut out = vec![0f32; rows * cols];
+        let cancel = CancelToken::new();
+        let errors = ErrorBudget::new(OnError::Raise);
+        let ctx = ReadContext {
+            cancel: &cancel,
+            errors: &errors,
+        };
+        let mut best = f64::INFINITY;
+        for _ in 0..7 {
+            let mut w = RowWriter::new(&layout, &mut out, None, rows);
+            let mut line = 1;
+            let t = std::time::Instant::now();
+            w.parse_block(text.as_bytes(), true, &mut line, ctx)
+                .unwrap();
+            best = best.min(t.elapsed().as_secs_f64());
+            assert_eq!(w.rows, rows);
+        }
+        println!(
+            "{:.2} ns/field, {:.0} MB/s ({} bytes)",
+            best * 1e9 / (rows * cols) as f64,
+            text.len() as f64 / best / 1e6,
+            text.len()
+        );
+    }
+}
