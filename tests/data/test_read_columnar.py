@@ -102,6 +102,7 @@ def test_feather_matches_pyarrow(tmp_path: Path, threads: int, compression: str)
     assert torch.equal(X, reference(table, FEATURES))
     assert y.tolist() == table.column("y").to_pylist()
     assert rd.open_source(path).num_chunks == 4
+    assert rd.open_source(path).known_rows == 1000
     X3 = rd.read_ipc(path, features=["u16"])
     assert torch.equal(X3, reference(table, ["u16"]))
 

@@ -106,6 +106,9 @@ fn ipc_batches() {
     writer.finish().unwrap();
     let source = IpcSource::open(&[path], &options()).unwrap();
     assert_eq!(source.chunks().len(), 4);
+    // Row counts come from the metadata messages, without reading the batches.
+    let rows: Vec<Option<u64>> = source.chunks().iter().map(|c| c.rows).collect();
+    assert_eq!(rows, vec![Some(300), Some(300), Some(300), Some(100)]);
     check(&read(&source), 1000, 1000);
 }
 
