@@ -188,3 +188,20 @@ def test_label_list_keeps_its_dimension(write_text) -> None:
     assert y.shape == (2, 1)
     _, y = rd.read_csv(path, label=1)
     assert y.shape == (2,)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.text(alphabet='01.-e,"\n\r#NA ', max_size=60), st.sampled_from([1, 2, 5, 64]))
+def test_any_text_gives_the_same_answer_for_every_chunk_size(write_text, text: str, chunk: int) -> None:
+    """Arbitrary text never crashes the reader, and cutting it into tiny chunks never changes
+    the outcome: the same tensors, or the same kind of error."""
+    path = write_text("a,b\n" + text, name="fuzz.csv")
+
+    def outcome(chunk_bytes: int):
+        try:
+            X = rd.read_csv(path, comment="#", missing="nan", chunk_bytes=chunk_bytes)
+        except ValueError as error:  # ParseError, SchemaError, corrupt input
+            return type(error).__name__
+        return [[v if v == v else "nan" for v in row] for row in X.tolist()]
+
+    assert outcome(chunk) == outcome(1 << 20)
