@@ -172,6 +172,24 @@ def test_categorical_codes_by_first_appearance(tmp_path: Path, threads: int) -> 
         rd.read_arrow(table)
 
 
-def test_categorical_codes_not_for_csv(write_text) -> None:
-    with pytest.raises(ValueError, match="codes"):
-        rd.read_csv(write_text("a\n1\n"), categorical="codes")
+def test_categorical_codes_for_csv(write_text, threads: int) -> None:
+    text = (
+        "x,color,kind,mixed\n"
+        "0,red,b,1\n"
+        '1,"blue, dark",a,x\n'
+        "2,red,b,1\n"
+        "3,,a,2\n"
+        "4,green,c,x\n"
+        '5,"blue, dark",c,1\n'
+        "6,violet,a,2\n"
+    )
+    path = write_text(text)
+    for chunk in [1, 7, 1 << 20]:
+        X, y = rd.read_csv(path, label="kind", categorical="codes", missing=-1, chunk_bytes=chunk)
+        assert X[:, 0].tolist() == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+        assert X[:, 1].tolist() == [0.0, 1.0, 0.0, -1.0, 2.0, 1.0, 3.0]
+        # A column with any text is coded whole, numbers included.
+        assert X[:, 2].tolist() == [0.0, 1.0, 0.0, 2.0, 1.0, 0.0, 2.0]
+        assert y.tolist() == [0, 1, 0, 1, 2, 2, 1]
+    with pytest.raises(rd.ParseError, match='"color"'):
+        rd.read_csv(path, label="kind")

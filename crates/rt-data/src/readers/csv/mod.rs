@@ -6,6 +6,7 @@
 //! thread and reused, so a read holds about threads × block bytes besides its output; the
 //! file is never mapped or loaded whole.
 
+pub mod categories;
 pub mod gzip;
 pub mod header;
 pub mod number;
@@ -101,6 +102,8 @@ pub struct CsvSource {
     plan: ColumnPlan,
     na: NaValues,
     dialect: Dialect,
+    /// Codes of the text columns under `categorical="codes"` (empty otherwise).
+    codes: categories::Codes,
 }
 
 thread_local! {
@@ -127,13 +130,6 @@ impl CsvSource {
             ));
         }
         columns::check_options(&options.columns)?;
-        if options.columns.categorical == crate::options::CategoricalPolicy::Codes {
-            return Err(DataError::InvalidArgument(
-                "categorical=\"codes\" is not supported for CSV yet (only for Parquet, Arrow \
-                 IPC and in-memory Arrow); read the CSV with pyarrow and pass the table"
-                    .to_owned(),
-            ));
-        }
         let dialect = Dialect {
             delimiter: options.delimiter,
             quote: options.quote,
@@ -190,14 +186,19 @@ impl CsvSource {
                 });
             }
         }
-        Ok(Self {
+        let mut source = Self {
             files,
             chunks,
             infos,
             plan,
             na: NaValues::new(options.na_values.as_deref()),
             dialect,
-        })
+            codes: Vec::new(),
+        };
+        if options.columns.categorical == crate::options::CategoricalPolicy::Codes {
+            source.codes = rt_view::threads::install(|| categories::collect(&source))??;
+        }
+        Ok(source)
     }
 
     /// The resolved columns.
@@ -237,6 +238,7 @@ impl CsvSource {
             file: &f.name,
             num_features: self.plan.schema.num_features(),
             num_labels: self.plan.schema.num_labels(),
+            codes: &self.codes,
         };
         let mut writer = RowWriter::new(&layout, features, labels, capacity);
         let mut line = c.first_line;
@@ -292,6 +294,34 @@ fn inconsistent(f: &CsvFile, line: u64) -> DataError {
              opened; the file changed, or a quote character appears inside an unquoted field"
         ),
     }
+}
+
+/// Streams the bytes of chunk `c` in blocks: `consume(data, at_eof)` returns how many bytes
+/// of `data` it used (whole records); the rest is carried into the next block.
+fn read_chunk_bytes(
+    c: &CsvChunk,
+    f: &CsvFile,
+    mut consume: impl FnMut(&[u8], bool) -> usize,
+) -> Result<()> {
+    let mut input = ChunkInput::new(c, f)?;
+    with_block(|buf| {
+        let mut filled = 0usize;
+        loop {
+            if filled == buf.len() {
+                let grown = (buf.len() * 2).max(BLOCK_BYTES);
+                buf.resize(grown, 0);
+            }
+            let target = buf.get_mut(filled..).unwrap_or_default();
+            let (n, at_eof) = input.read(target, f)?;
+            filled += n;
+            let used = consume(buf.get(..filled).unwrap_or_default(), at_eof).min(filled);
+            if at_eof {
+                return Ok(());
+            }
+            buf.copy_within(used..filled, 0);
+            filled -= used;
+        }
+    })
 }
 
 /// Runs `f` with this thread's block buffer (a fresh one if it is somehow in use).

@@ -69,6 +69,8 @@ pub struct Layout<'s> {
     pub num_features: usize,
     /// Width of a labels row.
     pub num_labels: usize,
+    /// Codes of text columns under `categorical="codes"`, by input column (empty: none).
+    pub codes: &'s [Option<std::collections::HashMap<Vec<u8>, i64>>],
 }
 
 /// How a field ended.
@@ -396,6 +398,7 @@ impl<'a, 's, F: OutFloat> RowWriter<'a, 's, F> {
         let mut col = 0usize;
         let mut newlines = 0u64;
         let fast_numbers = !layout.na.has_numeric();
+        let has_codes = !layout.codes.is_empty();
         loop {
             let Some(&role) = layout.roles.get(col) else {
                 // More fields than columns: count them all for the message.
@@ -411,10 +414,15 @@ impl<'a, 's, F: OutFloat> RowWriter<'a, 's, F> {
                 });
             };
             let fast = match role {
-                Role::Feature(k) if fast_numbers && buf.get(pos).copied() != d.quote => buf
-                    .get(pos..)
-                    .and_then(scan_simple_decimal)
-                    .map(|(dec, n)| (k, F::from_decimal(dec), n)),
+                Role::Feature(k)
+                    if fast_numbers
+                        && buf.get(pos).copied() != d.quote
+                        && !(has_codes && coded(layout, col).is_some()) =>
+                {
+                    buf.get(pos..)
+                        .and_then(scan_simple_decimal)
+                        .map(|(dec, n)| (k, F::from_decimal(dec), n))
+                }
                 _ => None,
             };
             if let Some((k, v, n)) = fast {
@@ -461,9 +469,25 @@ impl<'a, 's, F: OutFloat> RowWriter<'a, 's, F> {
                 Text::Buf(a, b) => buf.get(a..b).unwrap_or_default(),
                 Text::Scratch => scratch,
             };
-            match role {
-                Role::Skip => {}
-                Role::Feature(k) => {
+            let code = match coded(layout, col) {
+                Some(codes) if has_codes => Some(code_of(layout, codes, text, line, col)?),
+                _ => None,
+            };
+            match (role, code) {
+                (Role::Skip, _) => {}
+                (Role::Feature(k), Some(code)) => {
+                    let v = match code {
+                        Some(c) => c as f64,
+                        None => missing_float(layout.missing, || missing_error(layout, line, col))?,
+                    };
+                    if let Some(slot) = frow.get_mut(k) {
+                        *slot = F::from_f64(v);
+                    }
+                }
+                (Role::Label(k), Some(code)) => {
+                    store_code(layout, labels, row, k, code, line, col)?;
+                }
+                (Role::Feature(k), None) => {
                     let v = match layout.na.parse_float(text) {
                         FieldValue::Number(v) => v,
                         FieldValue::Missing => {
@@ -477,7 +501,7 @@ impl<'a, 's, F: OutFloat> RowWriter<'a, 's, F> {
                         *slot = F::from_f64(v);
                     }
                 }
-                Role::Label(k) => {
+                (Role::Label(k), None) => {
                     store_label(layout, labels, row, k, text, line, col)?;
                 }
             }
@@ -509,6 +533,79 @@ fn finish(
         });
     }
     Ok(Step::Done(next, newlines))
+}
+
+/// The codes of input column `col` when it is a coded text column.
+#[inline]
+fn coded<'a>(
+    layout: &'a Layout<'_>,
+    col: usize,
+) -> Option<&'a std::collections::HashMap<Vec<u8>, i64>> {
+    layout.codes.get(col).and_then(Option::as_ref)
+}
+
+/// The code of `text` (`None` for a missing value).
+fn code_of(
+    layout: &Layout<'_>,
+    codes: &std::collections::HashMap<Vec<u8>, i64>,
+    text: &[u8],
+    line: u64,
+    col: usize,
+) -> Result<Option<i64>> {
+    if layout.na.contains(text) {
+        return Ok(None);
+    }
+    codes.get(text).copied().map(Some).ok_or_else(|| {
+        parse_error(
+            layout,
+            line,
+            col,
+            text,
+            "a category seen when the file was opened",
+        )
+    })
+}
+
+/// Stores a category code (or a missing value) as label `k` of `row`.
+fn store_code(
+    layout: &Layout<'_>,
+    labels: &mut Option<RowsMut<'_>>,
+    row: usize,
+    k: usize,
+    code: Option<i64>,
+    line: u64,
+    col: usize,
+) -> Result<()> {
+    let at = row * layout.num_labels + k;
+    let float = || match code {
+        Some(c) => Ok(c as f64),
+        None => missing_float(layout.missing, || missing_error(layout, line, col)),
+    };
+    match labels {
+        Some(RowsMut::I64(out)) => {
+            let v = match code {
+                Some(c) => c,
+                None => missing_int(layout.missing, || missing_error(layout, line, col))?,
+            };
+            if let Some(slot) = out.get_mut(at) {
+                *slot = v;
+            }
+        }
+        Some(RowsMut::F32(out)) => {
+            let v = float()?;
+            if let Some(slot) = out.get_mut(at) {
+                *slot = v as f32;
+            }
+        }
+        Some(RowsMut::F64(out)) => {
+            let v = float()?;
+            if let Some(slot) = out.get_mut(at) {
+                *slot = v;
+            }
+        }
+        None => {}
+    }
+    Ok(())
 }
 
 fn column_name(layout: &Layout<'_>, col: usize) -> String {
@@ -616,6 +713,7 @@ mod tests {
             file: &file,
             num_features: nf,
             num_labels: nl,
+            codes: &[],
         };
         let cap = 16;
         let mut feats = vec![0f64; cap * nf];
@@ -721,6 +819,7 @@ mod tests {
             file: &file,
             num_features: 1,
             num_labels: 0,
+            codes: &[],
         };
         let mut out = vec![0f32; 4];
         let cancel = CancelToken::new();
@@ -785,6 +884,7 @@ mod bench {
             file: &file,
             num_features: cols,
             num_labels: 0,
+            codes: &[],
         };
         let mut out = vec![0f32; rows * cols];
         let cancel = CancelToken::new();
