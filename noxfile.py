@@ -47,7 +47,7 @@ CRATES: tuple[Crate, ...] = (
 
 TORCH = "torch"
 # The test suites compare against these as references; only the `tests` session runs SciPy.
-ISOLATED_TEST_DEPS = ("numpy", "pyarrow", "pytest", "hypothesis")
+ISOLATED_TEST_DEPS = ("numpy", "pyarrow", "pandas", "pytest", "hypothesis")
 TEST_DEPS = (*ISOLATED_TEST_DEPS, "scipy")
 MATURIN = "maturin>=1.9,<2"
 

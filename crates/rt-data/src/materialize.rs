@@ -129,15 +129,30 @@ fn split<'a>(rows: RowsMut<'a>, width: usize, counts: &[u64]) -> Vec<RowsMut<'a>
         out
     }
     match rows {
-        RowsMut::F32(s) => pieces(s, width, counts).into_iter().map(RowsMut::F32).collect(),
-        RowsMut::F64(s) => pieces(s, width, counts).into_iter().map(RowsMut::F64).collect(),
-        RowsMut::I64(s) => pieces(s, width, counts).into_iter().map(RowsMut::I64).collect(),
+        RowsMut::F32(s) => pieces(s, width, counts)
+            .into_iter()
+            .map(RowsMut::F32)
+            .collect(),
+        RowsMut::F64(s) => pieces(s, width, counts)
+            .into_iter()
+            .map(RowsMut::F64)
+            .collect(),
+        RowsMut::I64(s) => pieces(s, width, counts)
+            .into_iter()
+            .map(RowsMut::I64)
+            .collect(),
     }
 }
 
 /// Moves every chunk's `written` rows down to close the gaps left by skipped rows (source
 /// order kept), then copies them into a tensor of exactly `rows` rows.
-fn compact(m: Matrix, width: usize, counts: &[u64], written: &[usize], rows: usize) -> Result<Matrix> {
+fn compact(
+    m: Matrix,
+    width: usize,
+    counts: &[u64],
+    written: &[usize],
+    rows: usize,
+) -> Result<Matrix> {
     fn go<T: Element>(
         mut t: OwnedTensor<T>,
         width: usize,
@@ -200,7 +215,13 @@ mod tests {
         let source = CsvSource::open(&[path], &options)?;
         let cancel = CancelToken::new();
         let errors = ErrorBudget::new(on_error);
-        materialize(&source, ReadContext { cancel: &cancel, errors: &errors })
+        materialize(
+            &source,
+            ReadContext {
+                cancel: &cancel,
+                errors: &errors,
+            },
+        )
     }
 
     #[test]
@@ -217,7 +238,10 @@ mod tests {
         for chunk in [1, 2, 3, 5, 8, 13, 64] {
             let d = read(&text, chunk, OnError::Raise).unwrap();
             assert_eq!(d.rows(), 50);
-            assert_eq!(d.features.as_slice::<f32>(), reference.features.as_slice::<f32>());
+            assert_eq!(
+                d.features.as_slice::<f32>(),
+                reference.features.as_slice::<f32>()
+            );
             assert_eq!(
                 d.labels.as_ref().unwrap().as_slice::<i64>(),
                 reference.labels.as_ref().unwrap().as_slice::<i64>()
@@ -232,7 +256,10 @@ mod tests {
         let text = "a,b,y\n1,0,1\nx,0,2\n3,0,3\n4\n5,0,5\n";
         for chunk in [1, 4, 100] {
             let d = read(text, chunk, OnError::Skip { max_errors: None }).unwrap();
-            assert_eq!(d.features.as_slice::<f32>().unwrap(), &[1.0, 0.0, 3.0, 0.0, 5.0, 0.0]);
+            assert_eq!(
+                d.features.as_slice::<f32>().unwrap(),
+                &[1.0, 0.0, 3.0, 0.0, 5.0, 0.0]
+            );
             assert_eq!(d.labels.unwrap().as_slice::<i64>().unwrap(), &[1, 3, 5]);
             let lines: Vec<u64> = d.stats.skipped.iter().map(|s| s.line).collect();
             assert_eq!(lines, vec![3, 5]);

@@ -16,12 +16,32 @@ import warnings
 from . import _native
 from ._native import ParseError, SchemaError, Source, get_num_threads, set_num_threads
 
+# --- readers (file-to-tensor) ---
+from ._readers import (
+    SkippedRowsWarning,
+    open_source,
+    read_arrow,
+    read_csv,
+    read_ipc,
+    read_npy,
+    read_parquet,
+)
+
+# --- end readers ---
+
 __version__: str = _native.__version__
 
 __all__ = [
     "ParseError",
     "SchemaError",
+    "SkippedRowsWarning",
     "Source",
+    "open_source",
+    "read_arrow",
+    "read_csv",
+    "read_ipc",
+    "read_npy",
+    "read_parquet",
     "__version__",
     "get_num_threads",
     "set_num_threads",

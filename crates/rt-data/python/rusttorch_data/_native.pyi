@@ -23,3 +23,103 @@ def get_num_threads() -> int: ...
 def set_num_threads(n: int) -> None: ...
 def _forget_pool_after_fork() -> None: ...
 def _thread_env_problem() -> str | None: ...
+
+# --- readers ---------------------------------------------------------------------------------
+from collections.abc import Sequence
+from os import PathLike
+from typing import Any, Literal, overload
+
+import torch
+
+_Column = str | int
+_Columns = _Column | Sequence[_Column] | None
+
+def open_csv(
+    paths: Sequence[str | PathLike[str]],
+    *,
+    delimiter: str = ",",
+    quote: str | None = '"',
+    comment: str | None = None,
+    header: bool = True,
+    na_values: Sequence[str] | None = None,
+    chunk_bytes: int | None = None,
+    features: Sequence[_Column] | None = None,
+    label: _Columns = None,
+    feature_dtype: Any = None,
+    label_dtype: Any = None,
+    missing: str | float | None = None,
+    categorical: str | None = None,
+) -> Source:
+    """Opens CSV/TSV files (plain or gzip, same header) as one source, planned into byte
+    ranges on record boundaries."""
+
+def open_parquet(
+    paths: Sequence[str | PathLike[str]],
+    *,
+    features: Sequence[_Column] | None = None,
+    label: _Columns = None,
+    feature_dtype: Any = None,
+    label_dtype: Any = None,
+    missing: str | float | None = None,
+    categorical: str | None = None,
+) -> Source:
+    """Opens Parquet files (same schema) as one source: a chunk per row group."""
+
+def open_ipc(
+    paths: Sequence[str | PathLike[str]],
+    *,
+    features: Sequence[_Column] | None = None,
+    label: _Columns = None,
+    feature_dtype: Any = None,
+    label_dtype: Any = None,
+    missing: str | float | None = None,
+    categorical: str | None = None,
+) -> Source:
+    """Opens Arrow IPC files (Feather v2) as one source: a chunk per record batch."""
+
+def open_npy(
+    path: str | PathLike[str],
+    *,
+    labels: str | PathLike[str] | None = None,
+    features: Sequence[_Column] | None = None,
+    label: _Columns = None,
+    feature_dtype: Any = None,
+    label_dtype: Any = None,
+    missing: str | float | None = None,
+    categorical: str | None = None,
+) -> Source:
+    """Opens a memory-mapped .npy file; labels from a column (label=) or a file (labels=)."""
+
+def open_arrow(
+    data: Any,
+    *,
+    features: Sequence[_Column] | None = None,
+    label: _Columns = None,
+    feature_dtype: Any = None,
+    label_dtype: Any = None,
+    missing: str | float | None = None,
+    categorical: str | None = None,
+) -> Source:
+    """Opens in-memory Arrow data (anything with __arrow_c_stream__); batches collected once."""
+
+@overload
+def read_all(
+    source: Source,
+    *,
+    on_error: Literal["raise", "skip"] = "raise",
+    max_errors: int | None = None,
+    with_stats: Literal[False] = False,
+) -> tuple[torch.Tensor, torch.Tensor | None]: ...
+@overload
+def read_all(
+    source: Source,
+    *,
+    on_error: Literal["raise", "skip"] = "raise",
+    max_errors: int | None = None,
+    with_stats: Literal[True],
+) -> tuple[torch.Tensor, torch.Tensor | None, dict[str, Any]]: ...
+
+class _SharedBuffer:
+    """Buffer-protocol view of memory-mapped bytes (inside tensors returned by read_npy)."""
+
+# --- end readers -----------------------------------------------------------------------------

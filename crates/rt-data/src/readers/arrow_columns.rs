@@ -15,10 +15,89 @@ use arrow_schema::DataType;
 use rayon::prelude::*;
 
 use crate::error::{DataError, Result};
-use crate::options::MissingPolicy;
+use crate::options::{CategoricalPolicy, MissingPolicy};
 use crate::readers::columns::{ColumnPlan, int_from_f64, missing_float, missing_int};
 use crate::readers::csv::parse::OutFloat;
 use crate::source::RowsMut;
+
+/// Codes of the string columns under `categorical="codes"`: for each input column, every
+/// distinct value numbered 0, 1, 2... in order of first appearance in the source's chunk
+/// order. Built once over the whole source before any read, so every chunk (read by any
+/// thread, in any order, in memory or stream mode) maps a value to the same code.
+#[derive(Debug, Clone, Default)]
+pub struct Categories {
+    codes: std::collections::HashMap<usize, std::collections::HashMap<String, i64>>,
+}
+
+impl Categories {
+    /// The text columns among the selected ones of `fields`, when codes are asked for.
+    pub fn text_columns(fields: &[(String, DataType)], plan: &ColumnPlan) -> Vec<usize> {
+        if plan.categorical != CategoricalPolicy::Codes {
+            return Vec::new();
+        }
+        let mut cols: Vec<usize> = plan
+            .feature_cols
+            .iter()
+            .chain(&plan.label_cols)
+            .copied()
+            .filter(|&c| fields.get(c).is_some_and(|(_, t)| is_text(t)))
+            .collect();
+        cols.sort_unstable();
+        cols
+    }
+
+    /// Adds the values of input column `column` found in `array` (the next rows in chunk
+    /// order).
+    pub fn add(&mut self, column: usize, array: &ArrayRef) -> Result<()> {
+        let strings =
+            cast_with_options(array.as_ref(), &DataType::Utf8, &CastOptions::default())
+                .map_err(|e| DataError::InvalidArgument(format!("cannot read strings: {e}")))?;
+        let map = self.codes.entry(column).or_default();
+        for value in strings.as_string::<i32>().iter().flatten() {
+            if !map.contains_key(value) {
+                let next = map.len() as i64;
+                map.insert(value.to_owned(), next);
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether column `column` is coded.
+    pub fn has(&self, column: usize) -> bool {
+        self.codes.contains_key(&column)
+    }
+
+    /// The codes of `array` (input column `column`); nulls give 0 (the caller applies the
+    /// missing policy to them).
+    fn encode(
+        &self,
+        column: usize,
+        array: &ArrayRef,
+        name: &str,
+        place: BatchPlace<'_>,
+    ) -> Result<Vec<i64>> {
+        let strings =
+            cast_with_options(array.as_ref(), &DataType::Utf8, &CastOptions::default())
+                .map_err(|e| DataError::InvalidArgument(format!("cannot read strings: {e}")))?;
+        let empty = std::collections::HashMap::new();
+        let map = self.codes.get(&column).unwrap_or(&empty);
+        strings
+            .as_string::<i32>()
+            .iter()
+            .enumerate()
+            .map(|(r, v)| match v {
+                None => Ok(0),
+                Some(v) => map.get(v).copied().ok_or_else(|| DataError::Parse {
+                    file: place.file.to_owned(),
+                    line: place.first_row + r as u64,
+                    column: name.to_owned(),
+                    text: v.to_owned(),
+                    expected: "a category seen when the source was opened".to_owned(),
+                }),
+            })
+            .collect()
+    }
+}
 
 /// Rows per transpose block: 512 rows of 100 float32 features are 200 KiB, inside L2.
 pub const BLOCK_ROWS: usize = 512;
@@ -48,7 +127,8 @@ pub fn is_numeric(t: &DataType) -> bool {
     }
 }
 
-fn is_text(t: &DataType) -> bool {
+/// Whether an Arrow type is text (plain or dictionary-encoded strings).
+pub fn is_text(t: &DataType) -> bool {
     match t {
         DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => true,
         DataType::Dictionary(_, values) => is_text(values),
@@ -62,12 +142,12 @@ pub fn check_types(fields: &[(String, DataType)], plan: &ColumnPlan) -> Result<(
         let Some((name, t)) = fields.get(c) else {
             continue;
         };
-        if is_numeric(t) {
+        if is_numeric(t) || (is_text(t) && plan.categorical == CategoricalPolicy::Codes) {
             continue;
         }
         let hint = if is_text(t) {
-            "string and categorical columns cannot become a float tensor; drop the column \
-             (features=[...]) or encode it first"
+            "string and categorical columns cannot become a float tensor; pass \
+             categorical=\"codes\" for int64 codes, or drop the column (features=[...])"
         } else {
             "only numeric, boolean and decimal columns can become a tensor; drop the column \
              with features=[...]"
@@ -147,7 +227,8 @@ fn null_value<T>(
         let file = place.file.to_owned();
         let column = name.to_owned();
         let line = place.first_row + first_null;
-        Box::new(move || DataError::Missing { file, line, column }) as Box<dyn FnOnce() -> DataError>
+        Box::new(move || DataError::Missing { file, line, column })
+            as Box<dyn FnOnce() -> DataError>
     };
     policy_value(error).map(Some)
 }
@@ -157,9 +238,15 @@ fn prepare_float<'a>(
     name: &str,
     place: BatchPlace<'_>,
     missing: MissingPolicy,
+    coded: Option<(&Categories, usize)>,
 ) -> Result<(FloatColumn<'a>, Option<NullBuffer>, f64)> {
     let nulls = array.logical_nulls();
     let fill = null_value(nulls.as_ref(), name, place, |e| missing_float(missing, e))?;
+    if let Some((categories, column)) = coded {
+        let codes = categories.encode(column, array, name, place)?;
+        let values = FloatColumn::Owned(codes.into_iter().map(|c| c as f64).collect());
+        return Ok((values, nulls, fill.unwrap_or(f64::NAN)));
+    }
     let values = match array.data_type() {
         DataType::Float32 => FloatColumn::F32(array.as_primitive::<Float32Type>().values()),
         DataType::Float64 => FloatColumn::F64(array.as_primitive::<Float64Type>().values()),
@@ -176,14 +263,20 @@ fn prepare_int(
     name: &str,
     place: BatchPlace<'_>,
     missing: MissingPolicy,
+    coded: Option<(&Categories, usize)>,
 ) -> Result<(Vec<i64>, Option<NullBuffer>, i64)> {
     let nulls = array.logical_nulls();
     let fill = null_value(nulls.as_ref(), name, place, |e| missing_int(missing, e))?;
+    if let Some((categories, column)) = coded {
+        return Ok((
+            categories.encode(column, array, name, place)?,
+            nulls,
+            fill.unwrap_or(0),
+        ));
+    }
     let t = array.data_type();
-    let float_like = matches!(
-        t,
-        DataType::Float16 | DataType::Float32 | DataType::Float64
-    ) || matches!(t, DataType::Decimal32(_, s) | DataType::Decimal64(_, s) | DataType::Decimal128(_, s) | DataType::Decimal256(_, s) if *s > 0);
+    let float_like = matches!(t, DataType::Float16 | DataType::Float32 | DataType::Float64)
+        || matches!(t, DataType::Decimal32(_, s) | DataType::Decimal64(_, s) | DataType::Decimal128(_, s) | DataType::Decimal256(_, s) if *s > 0);
     let values = if float_like {
         let cast = cast(array.as_ref(), &DataType::Float64, name, place)?;
         let floats = cast.as_primitive::<Float64Type>().values();
@@ -199,8 +292,9 @@ fn prepare_int(
                         line: place.first_row + r as u64,
                         column: name.to_owned(),
                         text: v.to_string(),
-                        expected: "an integer label (pass label_dtype=\"float32\" for float labels)"
-                            .to_owned(),
+                        expected:
+                            "an integer label (pass label_dtype=\"float32\" for float labels)"
+                                .to_owned(),
                     });
                 }
             }
@@ -213,11 +307,15 @@ fn prepare_int(
     Ok((values, nulls, fill.unwrap_or(0)))
 }
 
+/// A selected column of a batch: the array, its name, and its codes when it is a coded
+/// string column.
+type Picked<'a> = (&'a ArrayRef, &'a str, Option<(&'a Categories, usize)>);
+
 /// Writes the columns `arrays` (one per output column, in output order) into the row-major
 /// `[rows, arrays.len()]` float buffer `out`.
 fn write_float<F: OutFloat>(
     out: &mut [F],
-    arrays: &[(&ArrayRef, &str)],
+    arrays: &[Picked<'_>],
     place: BatchPlace<'_>,
     missing: MissingPolicy,
 ) -> Result<()> {
@@ -227,14 +325,16 @@ fn write_float<F: OutFloat>(
     }
     let columns = arrays
         .iter()
-        .map(|(a, name)| prepare_float(a, name, place, missing))
+        .map(|(a, name, coded)| prepare_float(a, name, place, missing, *coded))
         .collect::<Result<Vec<_>>>()?;
     out.par_chunks_mut(BLOCK_ROWS * width)
         .enumerate()
         .for_each(|(block, rows)| {
             let r0 = block * BLOCK_ROWS;
             for (k, (values, nulls, fill)) in columns.iter().enumerate() {
-                let slots = rows.chunks_exact_mut(width).filter_map(|row| row.get_mut(k));
+                let slots = rows
+                    .chunks_exact_mut(width)
+                    .filter_map(|row| row.get_mut(k));
                 match values {
                     FloatColumn::F32(v) => {
                         let src = v.get(r0..).unwrap_or_default();
@@ -272,7 +372,7 @@ fn write_float<F: OutFloat>(
 
 fn write_int(
     out: &mut [i64],
-    arrays: &[(&ArrayRef, &str)],
+    arrays: &[Picked<'_>],
     place: BatchPlace<'_>,
     missing: MissingPolicy,
 ) -> Result<()> {
@@ -280,8 +380,8 @@ fn write_int(
     if width == 0 {
         return Ok(());
     }
-    for (k, (array, name)) in arrays.iter().enumerate() {
-        let (values, nulls, fill) = prepare_int(array, name, place, missing)?;
+    for (k, (array, name, coded)) in arrays.iter().enumerate() {
+        let (values, nulls, fill) = prepare_int(array, name, place, missing, *coded)?;
         for (r, (row, &v)) in out.chunks_exact_mut(width).zip(&values).enumerate() {
             let null = nulls.as_ref().is_some_and(|n| n.is_null(r));
             if let Some(slot) = row.get_mut(k) {
@@ -294,15 +394,17 @@ fn write_int(
 
 /// Writes one batch's selected columns into destination rows: `column(i)` gives the array of
 /// input column `i` (by its index in the file's schema).
+#[allow(clippy::too_many_arguments)]
 pub fn write_batch<'b>(
     plan: &ColumnPlan,
+    categories: &Categories,
     column: impl Fn(usize) -> Option<&'b ArrayRef>,
     rows: usize,
     features: RowsMut<'_>,
     labels: Option<RowsMut<'_>>,
     place: BatchPlace<'_>,
 ) -> Result<()> {
-    let pick = |cols: &[usize]| -> Result<Vec<(&'b ArrayRef, &str)>> {
+    let pick = |cols: &[usize]| -> Result<Vec<Picked<'_>>> {
         cols.iter()
             .map(|&c| {
                 let name = plan.input_names.get(c).map_or("?", String::as_str);
@@ -312,28 +414,59 @@ pub fn write_batch<'b>(
                 if array.len() != rows {
                     return Err(DataError::Corrupt {
                         file: place.file.to_owned(),
-                        reason: format!("column {name:?} has {} rows, expected {rows}", array.len()),
+                        reason: format!(
+                            "column {name:?} has {} rows, expected {rows}",
+                            array.len()
+                        ),
                     });
                 }
-                Ok((array, name))
+                let coded = categories.has(c).then_some((categories, c));
+                Ok((array, name, coded))
             })
             .collect()
     };
     let feature_arrays = pick(&plan.feature_cols)?;
     let nf = plan.feature_cols.len();
     match features {
-        RowsMut::F32(out) => write_float(slice_rows(out, rows, nf)?, &feature_arrays, place, plan.missing)?,
-        RowsMut::F64(out) => write_float(slice_rows(out, rows, nf)?, &feature_arrays, place, plan.missing)?,
+        RowsMut::F32(out) => write_float(
+            slice_rows(out, rows, nf)?,
+            &feature_arrays,
+            place,
+            plan.missing,
+        )?,
+        RowsMut::F64(out) => write_float(
+            slice_rows(out, rows, nf)?,
+            &feature_arrays,
+            place,
+            plan.missing,
+        )?,
         RowsMut::I64(_) => {
-            return Err(DataError::InvalidArgument("features are float32 or float64".to_owned()));
+            return Err(DataError::InvalidArgument(
+                "features are float32 or float64".to_owned(),
+            ));
         }
     }
     let label_arrays = pick(&plan.label_cols)?;
     let nl = plan.label_cols.len();
     match labels {
-        Some(RowsMut::I64(out)) => write_int(slice_rows(out, rows, nl)?, &label_arrays, place, plan.missing)?,
-        Some(RowsMut::F32(out)) => write_float(slice_rows(out, rows, nl)?, &label_arrays, place, plan.missing)?,
-        Some(RowsMut::F64(out)) => write_float(slice_rows(out, rows, nl)?, &label_arrays, place, plan.missing)?,
+        Some(RowsMut::I64(out)) => write_int(
+            slice_rows(out, rows, nl)?,
+            &label_arrays,
+            place,
+            plan.missing,
+        )?,
+        Some(RowsMut::F32(out)) => write_float(
+            slice_rows(out, rows, nl)?,
+            &label_arrays,
+            place,
+            plan.missing,
+        )?,
+        Some(RowsMut::F64(out)) => write_float(
+            slice_rows(out, rows, nl)?,
+            &label_arrays,
+            place,
+            plan.missing,
+        )?,
         None => {}
     }
     Ok(())

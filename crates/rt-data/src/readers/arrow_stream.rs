@@ -9,7 +9,7 @@ use arrow_array::{ArrayRef, RecordBatch};
 
 use crate::error::{DataError, Result};
 use crate::options::ColumnOptions;
-use crate::readers::arrow_columns::{self, BatchPlace};
+use crate::readers::arrow_columns::{self, BatchPlace, Categories};
 use crate::readers::columns::{self, ColumnPlan};
 use crate::readers::parquet::arrow_fields;
 use crate::source::{
@@ -26,6 +26,7 @@ pub struct ArrowSource {
     first_rows: Vec<u64>,
     infos: Vec<ChunkInfo>,
     plan: ColumnPlan,
+    categories: Categories,
 }
 
 impl ArrowSource {
@@ -59,11 +60,18 @@ impl ArrowSource {
                 bytes: b.get_array_memory_size() as u64,
             });
         }
+        let mut categories = Categories::default();
+        for c in Categories::text_columns(&fields, &plan) {
+            for b in &batches {
+                categories.add(c, b.column(c))?;
+            }
+        }
         Ok(Self {
             batches,
             first_rows,
             infos,
             plan,
+            categories,
         })
     }
 }
@@ -98,16 +106,26 @@ impl Source for ArrowSource {
         let t0 = Instant::now();
         let rows = batch.num_rows();
         check_destination(&self.plan.schema, &dest, rows as u64)?;
-        let column = |c: usize| -> Option<&ArrayRef> {
-            (c < batch.num_columns()).then(|| batch.column(c))
-        };
-        let labels = dest.labels.as_mut().map(|l| arrow_columns::rows_from(l, 0, 0));
+        let column =
+            |c: usize| -> Option<&ArrayRef> { (c < batch.num_columns()).then(|| batch.column(c)) };
+        let labels = dest
+            .labels
+            .as_mut()
+            .map(|l| arrow_columns::rows_from(l, 0, 0));
         let features = arrow_columns::rows_from(&mut dest.features, 0, 0);
         let place = BatchPlace {
             file: ARROW_NAME,
             first_row: self.first_rows.get(chunk).copied().unwrap_or(0),
         };
-        arrow_columns::write_batch(&self.plan, column, rows, features, labels, place)?;
+        arrow_columns::write_batch(
+            &self.plan,
+            &self.categories,
+            column,
+            rows,
+            features,
+            labels,
+            place,
+        )?;
         Ok(ChunkReport {
             rows,
             skipped: Vec::new(),

@@ -4,7 +4,7 @@
 use rt_view::DType;
 
 use crate::error::{DataError, Result};
-use crate::options::{ColumnOptions, ColumnRef, MissingPolicy};
+use crate::options::{CategoricalPolicy, ColumnOptions, ColumnRef, MissingPolicy};
 use crate::source::Schema;
 
 /// What one input column is used for.
@@ -33,6 +33,8 @@ pub struct ColumnPlan {
     pub input_names: Vec<String>,
     /// The missing-value policy, checked against the dtypes.
     pub missing: MissingPolicy,
+    /// What string columns become.
+    pub categorical: CategoricalPolicy,
 }
 
 fn find(names: &[String], column: &ColumnRef) -> Result<usize> {
@@ -120,12 +122,7 @@ pub fn resolve(names: &[String], options: &ColumnOptions) -> Result<ColumnPlan> 
         };
         return Ok(ColumnPlan {
             schema: Schema {
-                feature_names: options
-                    .features
-                    .iter()
-                    .flatten()
-                    .map(name)
-                    .collect(),
+                feature_names: options.features.iter().flatten().map(name).collect(),
                 label_names: options.labels.iter().map(name).collect(),
                 feature_dtype: options.feature_dtype,
                 label_dtype: options.label_dtype,
@@ -135,6 +132,7 @@ pub fn resolve(names: &[String], options: &ColumnOptions) -> Result<ColumnPlan> 
             roles: Vec::new(),
             input_names: Vec::new(),
             missing: options.missing,
+            categorical: options.categorical,
         });
     }
     let mut roles = vec![Role::Skip; names.len()];
@@ -197,6 +195,7 @@ pub fn resolve(names: &[String], options: &ColumnOptions) -> Result<ColumnPlan> 
         roles,
         input_names: names.to_vec(),
         missing: options.missing,
+        categorical: options.categorical,
     })
 }
 
@@ -229,10 +228,7 @@ pub fn check_same_columns(
 
 /// What a missing value becomes in a float output, or the error under `missing="raise"`.
 #[inline]
-pub fn missing_float(
-    policy: MissingPolicy,
-    error: impl FnOnce() -> DataError,
-) -> Result<f64> {
+pub fn missing_float(policy: MissingPolicy, error: impl FnOnce() -> DataError) -> Result<f64> {
     match policy {
         MissingPolicy::Raise => Err(error()),
         MissingPolicy::Nan => Ok(f64::NAN),
@@ -267,7 +263,10 @@ mod tests {
         let plan = resolve(&names(&["a", "y", "b"]), &opts).unwrap();
         assert_eq!(plan.feature_cols, vec![0, 2]);
         assert_eq!(plan.label_cols, vec![1]);
-        assert_eq!(plan.roles, vec![Role::Feature(0), Role::Label(0), Role::Feature(1)]);
+        assert_eq!(
+            plan.roles,
+            vec![Role::Feature(0), Role::Label(0), Role::Feature(1)]
+        );
     }
 
     #[test]
@@ -277,7 +276,10 @@ mod tests {
             ..Default::default()
         };
         let err = resolve(&names(&["a", "b"]), &opts).unwrap_err().to_string();
-        assert!(err.contains("\"z\"") && err.contains("\"a\", \"b\""), "{err}");
+        assert!(
+            err.contains("\"z\"") && err.contains("\"a\", \"b\""),
+            "{err}"
+        );
     }
 
     #[test]
@@ -295,7 +297,10 @@ mod tests {
         let err = check_same_columns("a.csv", &names(&["x", "y"]), "b.csv", &names(&["x", "z"]))
             .unwrap_err()
             .to_string();
-        assert!(err.contains("a.csv") && err.contains("b.csv") && err.contains("\"z\""), "{err}");
+        assert!(
+            err.contains("a.csv") && err.contains("b.csv") && err.contains("\"z\""),
+            "{err}"
+        );
     }
 
     #[test]

@@ -13,7 +13,7 @@ use arrow_ipc::reader::FileReader;
 
 use crate::error::{DataError, Result};
 use crate::options::ColumnOptions;
-use crate::readers::arrow_columns::{self, BatchPlace};
+use crate::readers::arrow_columns::{self, BatchPlace, Categories};
 use crate::readers::columns::{self, ColumnPlan};
 use crate::readers::files;
 use crate::readers::parquet::arrow_fields;
@@ -31,7 +31,7 @@ struct IpcFile {
 struct IpcBatch {
     file: usize,
     index: usize,
-    /// Counted on first demand (the footer does not store row counts).
+    /// From the batch's metadata message at open, or counted on first demand.
     rows: OnceLock<u64>,
     /// Rows of the file's earlier batches, once known (for messages).
     first_row: OnceLock<u64>,
@@ -46,6 +46,7 @@ pub struct IpcSource {
     plan: ColumnPlan,
     /// Selected input columns, ascending: the projection every read asks for.
     projection: Vec<usize>,
+    categories: Categories,
 }
 
 fn corrupt(name: &str, e: impl std::fmt::Display) -> DataError {
@@ -55,17 +56,55 @@ fn corrupt(name: &str, e: impl std::fmt::Display) -> DataError {
     }
 }
 
-fn reader(path: &Path, name: &str, projection: Option<Vec<usize>>) -> Result<FileReader<BufReader<File>>> {
+fn reader(
+    path: &Path,
+    name: &str,
+    projection: Option<Vec<usize>>,
+) -> Result<FileReader<BufReader<File>>> {
     let file = files::open(path)?;
     FileReader::try_new(BufReader::with_capacity(1 << 16, file), projection)
         .map_err(|e| corrupt(name, e))
+}
+
+/// The row count of every record batch, from the footer and the batches' metadata messages
+/// alone (no body is read). `None` when the file does not look as expected; the counts are
+/// then taken lazily by reading the batches.
+fn batch_row_counts(path: &Path) -> Option<Vec<u64>> {
+    let file = files::open(path).ok()?;
+    let len = file.metadata().ok()?.len();
+    let mut trailer = [0u8; 10];
+    files::read_exact_at(&file, path, &mut trailer, len.checked_sub(10)?).ok()?;
+    if trailer.get(4..) != Some(b"ARROW1".as_slice()) {
+        return None;
+    }
+    let footer_len = u64::try_from(i32::from_le_bytes(trailer[..4].try_into().ok()?)).ok()?;
+    let mut footer = vec![0u8; usize::try_from(footer_len).ok()?];
+    files::read_exact_at(&file, path, &mut footer, len.checked_sub(10 + footer_len)?).ok()?;
+    let footer = arrow_ipc::root_as_footer(&footer).ok()?;
+    let mut counts = Vec::new();
+    for block in footer.recordBatches()? {
+        let mut meta = vec![0u8; usize::try_from(block.metaDataLength()).ok()?];
+        files::read_exact_at(&file, path, &mut meta, u64::try_from(block.offset()).ok()?).ok()?;
+        // Since format 0.15 a message starts with 0xFFFFFFFF and its length; before, with the
+        // length alone.
+        let body = if meta.get(..4) == Some([0xff; 4].as_slice()) {
+            meta.get(8..)?
+        } else {
+            meta.get(4..)?
+        };
+        let message = arrow_ipc::root_as_message(body).ok()?;
+        counts.push(u64::try_from(message.header_as_record_batch()?.length()).ok()?);
+    }
+    Some(counts)
 }
 
 impl IpcSource {
     /// Opens `paths`: reads every footer, checks that the schemas agree, resolves the columns.
     pub fn open(paths: &[PathBuf], options: &ColumnOptions) -> Result<Self> {
         if paths.is_empty() {
-            return Err(DataError::InvalidArgument("no Arrow IPC files given".to_owned()));
+            return Err(DataError::InvalidArgument(
+                "no Arrow IPC files given".to_owned(),
+            ));
         }
         let mut files_out = Vec::new();
         let mut batches = Vec::new();
@@ -83,16 +122,26 @@ impl IpcSource {
             }
             let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
             let n = r.num_batches();
+            let counts = batch_row_counts(path).filter(|c| c.len() == n);
+            let mut first_row = 0u64;
             for index in 0..n {
+                let known = counts.as_ref().and_then(|c| c.get(index).copied());
+                let rows = OnceLock::new();
+                let first = OnceLock::new();
+                if let Some(count) = known {
+                    let _ = rows.set(count);
+                    let _ = first.set(first_row);
+                    first_row += count;
+                }
                 batches.push(IpcBatch {
                     file: fi,
                     index,
-                    rows: OnceLock::new(),
-                    first_row: OnceLock::new(),
+                    rows,
+                    first_row: first,
                 });
                 infos.push(ChunkInfo {
                     file: name.clone(),
-                    rows: None,
+                    rows: known,
                     bytes: size / n.max(1) as u64,
                 });
             }
@@ -104,15 +153,35 @@ impl IpcSource {
         let names: Vec<String> = fields.iter().map(|(n, _)| n.clone()).collect();
         let plan = columns::resolve(&names, options)?;
         arrow_columns::check_types(&fields, &plan)?;
-        let mut projection: Vec<usize> =
-            plan.feature_cols.iter().chain(&plan.label_cols).copied().collect();
+        let mut projection: Vec<usize> = plan
+            .feature_cols
+            .iter()
+            .chain(&plan.label_cols)
+            .copied()
+            .collect();
         projection.sort_unstable();
+        // Codes of string columns: one pass over those columns, files and batches in order.
+        let mut categories = Categories::default();
+        let text = Categories::text_columns(&fields, &plan);
+        if !text.is_empty() {
+            for f in &files_out {
+                for batch in reader(&f.path, &f.name, Some(text.clone()))? {
+                    let batch = batch.map_err(|e| corrupt(&f.name, e))?;
+                    for (j, &c) in text.iter().enumerate() {
+                        if j < batch.num_columns() {
+                            categories.add(c, batch.column(j))?;
+                        }
+                    }
+                }
+            }
+        }
         Ok(Self {
             files: files_out,
             batches,
             infos,
             plan,
             projection,
+            categories,
         })
     }
 
@@ -134,7 +203,10 @@ impl IpcSource {
         match r.next() {
             Some(Ok(batch)) => Ok(batch),
             Some(Err(e)) => Err(corrupt(&f.name, e)),
-            None => Err(corrupt(&f.name, format!("record batch {} is missing", b.index))),
+            None => Err(corrupt(
+                &f.name,
+                format!("record batch {} is missing", b.index),
+            )),
         }
     }
 }
@@ -192,13 +264,24 @@ impl Source for IpcSource {
             let j = (*position.get(c)?)?;
             (j < batch.num_columns()).then(|| batch.column(j))
         };
-        let labels = dest.labels.as_mut().map(|l| arrow_columns::rows_from(l, 0, 0));
+        let labels = dest
+            .labels
+            .as_mut()
+            .map(|l| arrow_columns::rows_from(l, 0, 0));
         let features = arrow_columns::rows_from(&mut dest.features, 0, 0);
         let place = BatchPlace {
             file: &f.name,
             first_row,
         };
-        arrow_columns::write_batch(&self.plan, column, rows, features, labels, place)?;
+        arrow_columns::write_batch(
+            &self.plan,
+            &self.categories,
+            column,
+            rows,
+            features,
+            labels,
+            place,
+        )?;
         Ok(ChunkReport {
             rows,
             skipped: Vec::new(),

@@ -19,8 +19,8 @@ use crate::readers::columns::{self, ColumnPlan, int_from_f64};
 use crate::readers::csv::parse::OutFloat;
 use crate::readers::files;
 use crate::source::{
-    ChunkInfo, ChunkReport, Dataset, Destination, Matrix, ReadContext, ReadStats, RowsMut,
-    Schema, SharedBytes, Source, check_destination,
+    ChunkInfo, ChunkReport, Dataset, Destination, Matrix, ReadContext, ReadStats, RowsMut, Schema,
+    SharedBytes, Source, check_destination,
 };
 
 /// Rows per chunk aim at this many bytes.
@@ -110,27 +110,33 @@ fn parse_header(bytes: &[u8], name: &str) -> Result<Header> {
     let major = *bytes.get(6).ok_or_else(|| bad("truncated"))?;
     let (len, start) = match major {
         1 => {
-            let b: [u8; 2] = bytes.get(8..10).and_then(|s| s.try_into().ok()).ok_or_else(|| bad("truncated"))?;
+            let b: [u8; 2] = bytes
+                .get(8..10)
+                .and_then(|s| s.try_into().ok())
+                .ok_or_else(|| bad("truncated"))?;
             (u16::from_le_bytes(b) as usize, 10)
         }
         2 | 3 => {
-            let b: [u8; 4] = bytes.get(8..12).and_then(|s| s.try_into().ok()).ok_or_else(|| bad("truncated"))?;
+            let b: [u8; 4] = bytes
+                .get(8..12)
+                .and_then(|s| s.try_into().ok())
+                .ok_or_else(|| bad("truncated"))?;
             (u32::from_le_bytes(b) as usize, 12)
         }
         v => return Err(bad(&format!("unknown format version {v}"))),
     };
-    let text = bytes.get(start..start + len).ok_or_else(|| bad("truncated header"))?;
+    let text = bytes
+        .get(start..start + len)
+        .ok_or_else(|| bad("truncated header"))?;
     let dict = std::str::from_utf8(text).map_err(|_| bad("the header is not text"))?;
     let descr_text = dict_value(dict, "descr").ok_or_else(|| bad("no 'descr'"))?;
     let descr = descr_text
         .strip_prefix('\'')
         .and_then(|s| s.split('\'').next())
-        .ok_or_else(|| {
-            DataError::UnsupportedType {
-                column: name.to_owned(),
-                found: descr_text.chars().take(40).collect(),
-                hint: "structured arrays cannot become a tensor; save a plain numeric array".to_owned(),
-            }
+        .ok_or_else(|| DataError::UnsupportedType {
+            column: name.to_owned(),
+            found: descr_text.chars().take(40).collect(),
+            hint: "structured arrays cannot become a tensor; save a plain numeric array".to_owned(),
         })?
         .to_owned();
     let fortran = dict_value(dict, "fortran_order").is_some_and(|v| v.starts_with("True"));
@@ -143,7 +149,11 @@ fn parse_header(bytes: &[u8], name: &str) -> Result<Header> {
         .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
-        .map(|s| s.trim_end_matches('L').parse::<usize>().map_err(|_| bad("bad 'shape'")))
+        .map(|s| {
+            s.trim_end_matches('L')
+                .parse::<usize>()
+                .map_err(|_| bad("bad 'shape'"))
+        })
         .collect::<Result<Vec<_>>>()?;
     let (rows, cols) = match dims.as_slice() {
         [n] => (*n, 1),
@@ -213,7 +223,10 @@ fn map_array(path: &Path) -> Result<NpyArray> {
     if map.len() < needed {
         return Err(corrupt(
             &name,
-            format!("truncated: the header promises {needed} bytes, the file has {}", map.len()),
+            format!(
+                "truncated: the header promises {needed} bytes, the file has {}",
+                map.len()
+            ),
         ));
     }
     let offset = header.data_offset;
@@ -247,7 +260,11 @@ impl NpyArray {
     #[inline]
     fn get_raw(&self, r: usize, c: usize) -> Option<Raw> {
         let h = &self.header;
-        let index = if h.fortran { c * h.rows + r } else { r * h.cols + c };
+        let index = if h.fortran {
+            c * h.rows + r
+        } else {
+            r * h.cols + c
+        };
         let at = index * h.size;
         let b = self.data.bytes().get(at..at + h.size)?;
         let mut buf = [0u8; 8];
@@ -354,7 +371,12 @@ impl NpySource {
     fn label_columns(&self) -> Vec<(&NpyArray, usize)> {
         match &self.labels {
             Some(l) => (0..l.header.cols).map(|c| (l, c)).collect(),
-            None => self.plan.label_cols.iter().map(|&c| (&self.array, c)).collect(),
+            None => self
+                .plan
+                .label_cols
+                .iter()
+                .map(|&c| (&self.array, c))
+                .collect(),
         }
     }
 
@@ -373,7 +395,9 @@ impl NpySource {
                             line: (r0 + i) as u64,
                             column: c.to_string(),
                             text: a.get(r0 + i, c).to_string(),
-                            expected: "an integer label (pass label_dtype=\"float32\" for float labels)".to_owned(),
+                            expected:
+                                "an integer label (pass label_dtype=\"float32\" for float labels)"
+                                    .to_owned(),
                         })?;
                     }
                 }
@@ -428,7 +452,9 @@ impl Source for NpySource {
             RowsMut::F32(s) => self.write(s, r0, rows),
             RowsMut::F64(s) => self.write(s, r0, rows),
             RowsMut::I64(_) => {
-                return Err(DataError::InvalidArgument("features are float32 or float64".to_owned()));
+                return Err(DataError::InvalidArgument(
+                    "features are float32 or float64".to_owned(),
+                ));
             }
         }
         if let Some(l) = dest.labels.as_mut() {
@@ -445,8 +471,8 @@ impl Source for NpySource {
 
     fn resident(&self) -> Option<Dataset> {
         let h = &self.array.header;
-        let all_features = self.plan.label_cols.is_empty()
-            && self.plan.feature_cols.iter().copied().eq(0..h.cols);
+        let all_features =
+            self.plan.label_cols.is_empty() && self.plan.feature_cols.iter().copied().eq(0..h.cols);
         if !all_features || !self.array.native(self.plan.schema.feature_dtype) {
             return None;
         }
@@ -505,12 +531,38 @@ mod tests {
 
     #[test]
     fn headers() {
-        let h = parse_header(&header("{'descr': '<f4', 'fortran_order': False, 'shape': (3, 2), }"), "x").unwrap();
-        assert_eq!((h.kind, h.size, h.rows, h.cols, h.fortran, h.big_endian), (Kind::Float, 4, 3, 2, false, false));
-        let h = parse_header(&header("{'descr': '>i8', 'fortran_order': True, 'shape': (5,), }"), "x").unwrap();
-        assert_eq!((h.kind, h.rows, h.cols, h.fortran, h.big_endian), (Kind::Int, 5, 1, true, true));
-        assert!(parse_header(&header("{'descr': '|O', 'fortran_order': False, 'shape': (5,), }"), "x").is_err());
-        assert!(parse_header(&header("{'descr': '<f4', 'fortran_order': False, 'shape': (1, 2, 3), }"), "x").is_err());
+        let h = parse_header(
+            &header("{'descr': '<f4', 'fortran_order': False, 'shape': (3, 2), }"),
+            "x",
+        )
+        .unwrap();
+        assert_eq!(
+            (h.kind, h.size, h.rows, h.cols, h.fortran, h.big_endian),
+            (Kind::Float, 4, 3, 2, false, false)
+        );
+        let h = parse_header(
+            &header("{'descr': '>i8', 'fortran_order': True, 'shape': (5,), }"),
+            "x",
+        )
+        .unwrap();
+        assert_eq!(
+            (h.kind, h.rows, h.cols, h.fortran, h.big_endian),
+            (Kind::Int, 5, 1, true, true)
+        );
+        assert!(
+            parse_header(
+                &header("{'descr': '|O', 'fortran_order': False, 'shape': (5,), }"),
+                "x"
+            )
+            .is_err()
+        );
+        assert!(
+            parse_header(
+                &header("{'descr': '<f4', 'fortran_order': False, 'shape': (1, 2, 3), }"),
+                "x"
+            )
+            .is_err()
+        );
         assert!(parse_header(b"garbage", "x").is_err());
     }
 }

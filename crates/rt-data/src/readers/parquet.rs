@@ -26,7 +26,7 @@ use rayon::prelude::*;
 
 use crate::error::{DataError, Result};
 use crate::options::ColumnOptions;
-use crate::readers::arrow_columns::{self, BatchPlace};
+use crate::readers::arrow_columns::{self, BatchPlace, Categories};
 use crate::readers::columns::{self, ColumnPlan};
 use crate::readers::files;
 use crate::source::{
@@ -109,6 +109,7 @@ pub struct ParquetSource {
     groups: Vec<RowGroup>,
     infos: Vec<ChunkInfo>,
     plan: ColumnPlan,
+    categories: Categories,
 }
 
 fn corrupt(name: &str, e: impl std::fmt::Display) -> DataError {
@@ -148,7 +149,9 @@ impl ParquetSource {
     /// Opens `paths`: reads every footer, checks that the schemas agree, resolves the columns.
     pub fn open(paths: &[PathBuf], options: &ColumnOptions) -> Result<Self> {
         if paths.is_empty() {
-            return Err(DataError::InvalidArgument("no Parquet files given".to_owned()));
+            return Err(DataError::InvalidArgument(
+                "no Parquet files given".to_owned(),
+            ));
         }
         let files = paths
             .iter()
@@ -186,15 +189,44 @@ impl ParquetSource {
                 first_row += rows;
             }
         }
+        // Codes of string columns: one pass over those columns, row groups in order.
+        let mut categories = Categories::default();
+        let text = Categories::text_columns(&fields, &plan);
+        if !text.is_empty() {
+            for f in &files {
+                let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(
+                    f.file.clone(),
+                    f.meta.clone(),
+                );
+                let mask = ProjectionMask::roots(builder.parquet_schema(), text.iter().copied());
+                let reader = builder
+                    .with_projection(mask)
+                    .build()
+                    .map_err(|e| corrupt(&f.name, e))?;
+                for batch in reader {
+                    let batch = batch.map_err(|e| corrupt(&f.name, e))?;
+                    for (j, &c) in text.iter().enumerate() {
+                        if j < batch.num_columns() {
+                            categories.add(c, batch.column(j))?;
+                        }
+                    }
+                }
+            }
+        }
         Ok(Self {
             files,
             groups,
             infos,
             plan,
+            categories,
         })
     }
 
-    fn readers(&self, g: &RowGroup, f: &ParquetFile) -> Result<(Vec<ParquetRecordBatchReader>, Vec<Vec<usize>>)> {
+    fn readers(
+        &self,
+        g: &RowGroup,
+        f: &ParquetFile,
+    ) -> Result<(Vec<ParquetRecordBatchReader>, Vec<Vec<usize>>)> {
         let mut selected: Vec<usize> = self
             .plan
             .feature_cols
@@ -214,8 +246,10 @@ impl ParquetSource {
         let readers = column_groups
             .iter()
             .map(|cols| {
-                let builder =
-                    ParquetRecordBatchReaderBuilder::new_with_metadata(f.file.clone(), f.meta.clone());
+                let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(
+                    f.file.clone(),
+                    f.meta.clone(),
+                );
                 let mask = ProjectionMask::roots(builder.parquet_schema(), cols.iter().copied());
                 builder
                     .with_projection(mask)
@@ -270,7 +304,10 @@ impl Source for ParquetSource {
                 }
             }
         }
-        let (nf, nl) = (self.plan.schema.num_features(), self.plan.schema.num_labels());
+        let (nf, nl) = (
+            self.plan.schema.num_features(),
+            self.plan.schema.num_labels(),
+        );
         let mut done = 0usize;
         let mut read_time = Duration::ZERO;
         let mut parse_time = Duration::ZERO;
@@ -289,12 +326,18 @@ impl Source for ParquetSource {
                 .map(|b| match b {
                     Some(Ok(b)) => Ok(b),
                     Some(Err(e)) => Err(corrupt(&f.name, e)),
-                    None => Err(corrupt(&f.name, "columns of one row group end at different rows")),
+                    None => Err(corrupt(
+                        &f.name,
+                        "columns of one row group end at different rows",
+                    )),
                 })
                 .collect::<Result<Vec<_>>>()?;
             let rows = batches.first().map_or(0, RecordBatch::num_rows);
             if done + rows > g.rows as usize {
-                return Err(corrupt(&f.name, "more rows than the row group's metadata says"));
+                return Err(corrupt(
+                    &f.name,
+                    "more rows than the row group's metadata says",
+                ));
             }
             let column = |c: usize| -> Option<&ArrayRef> {
                 let (ri, j) = (*location.get(c)?)?;
@@ -310,12 +353,26 @@ impl Source for ParquetSource {
                 file: &f.name,
                 first_row: g.first_row + done as u64,
             };
-            arrow_columns::write_batch(&self.plan, column, rows, features, labels, place)?;
+            arrow_columns::write_batch(
+                &self.plan,
+                &self.categories,
+                column,
+                rows,
+                features,
+                labels,
+                place,
+            )?;
             parse_time += t1.elapsed();
             done += rows;
         }
         if done as u64 != g.rows {
-            return Err(corrupt(&f.name, format!("row group {} has {done} rows, its metadata says {}", g.group, g.rows)));
+            return Err(corrupt(
+                &f.name,
+                format!(
+                    "row group {} has {done} rows, its metadata says {}",
+                    g.group, g.rows
+                ),
+            ));
         }
         Ok(ChunkReport {
             rows: done,

@@ -33,12 +33,12 @@ impl ColumnArgs<'_> {
             options.features = Some(column_list(features, "features")?);
         }
         if let Some(label) = self.label.as_ref().filter(|l| !l.is_none()) {
-            options.labels = if label.is_instance_of::<PyList>() || label.is_instance_of::<PyTuple>()
-            {
-                column_list(label, "label")?
-            } else {
-                vec![column_ref(label, "label")?]
-            };
+            options.labels =
+                if label.is_instance_of::<PyList>() || label.is_instance_of::<PyTuple>() {
+                    column_list(label, "label")?
+                } else {
+                    vec![column_ref(label, "label")?]
+                };
         }
         if let Some(d) = self.feature_dtype.as_ref().filter(|d| !d.is_none()) {
             options.feature_dtype = dtype(d, "feature_dtype")?;
@@ -87,7 +87,9 @@ fn column_list(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<ColumnRef>> {
         return Ok(vec![column_ref(obj, what)?]);
     }
     obj.try_iter()
-        .map_err(|_| PyTypeError::new_err(format!("{what} must be a list of column names or indices")))?
+        .map_err(|_| {
+            PyTypeError::new_err(format!("{what} must be a list of column names or indices"))
+        })?
         .map(|item| column_ref(&item?, what))
         .collect()
 }
@@ -111,7 +113,9 @@ fn missing(obj: &Bound<'_, PyAny>) -> PyResult<MissingPolicy> {
         };
     }
     if obj.is_instance_of::<PyBool>() {
-        return Err(PyTypeError::new_err("missing must be \"raise\", \"nan\" or a number"));
+        return Err(PyTypeError::new_err(
+            "missing must be \"raise\", \"nan\" or a number",
+        ));
     }
     obj.extract::<f64>()
         .map(MissingPolicy::Fill)

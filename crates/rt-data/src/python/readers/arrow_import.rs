@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
-use arrow_array::{RecordBatch, RecordBatchReader};
 use arrow_array::ffi_stream::{ArrowArrayStreamReader, FFI_ArrowArrayStream};
+use arrow_array::{RecordBatch, RecordBatchReader};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyCapsule;
@@ -56,8 +56,10 @@ pub fn open_arrow<'py>(
     // "arrow_array_stream" holds a valid `ArrowArrayStream`; `from_raw` moves the stream out
     // and leaves a released one behind, which the capsule's destructor then frees as a no-op.
     // The capsule is alive (we hold it) while this runs.
-    let reader = unsafe { ArrowArrayStreamReader::from_raw(pointer.as_ptr().cast::<FFI_ArrowArrayStream>()) }
-        .map_err(|e| PyValueError::new_err(format!("cannot import the Arrow stream: {e}")))?;
+    let reader = unsafe {
+        ArrowArrayStreamReader::from_raw(pointer.as_ptr().cast::<FFI_ArrowArrayStream>())
+    }
+    .map_err(|e| PyValueError::new_err(format!("cannot import the Arrow stream: {e}")))?;
     let schema = reader.schema();
     // The producer may need the GIL to produce batches, so they are collected with it held.
     let batches = reader

@@ -67,7 +67,9 @@ pub fn read_all<'py>(
         None => py.None().into_bound(py),
     };
     if with_stats {
-        Ok((features, labels, stats_dict(py, &stats)?).into_pyobject(py)?.into_any())
+        Ok((features, labels, stats_dict(py, &stats)?)
+            .into_pyobject(py)?
+            .into_any())
     } else {
         Ok((features, labels).into_pyobject(py)?.into_any())
     }

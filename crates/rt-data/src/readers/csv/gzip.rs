@@ -35,8 +35,8 @@ pub fn read_full(reader: &mut impl Read, buf: &mut [u8], path: &Path) -> Result<
 
 /// Reads and drops `n` bytes.
 pub fn skip(reader: &mut impl Read, n: u64, path: &Path) -> Result<()> {
-    let copied = std::io::copy(&mut reader.take(n), &mut std::io::sink())
-        .map_err(|e| corrupt(path, &e))?;
+    let copied =
+        std::io::copy(&mut reader.take(n), &mut std::io::sink()).map_err(|e| corrupt(path, &e))?;
     if copied < n {
         return Err(DataError::Corrupt {
             file: path.display().to_string(),

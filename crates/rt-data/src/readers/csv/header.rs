@@ -91,7 +91,11 @@ pub fn parse_header(
     has_header: bool,
     file: &str,
 ) -> Result<Option<Header>> {
-    let mut pos = if buf.starts_with(b"\xEF\xBB\xBF") { 3 } else { 0 };
+    let mut pos = if buf.starts_with(b"\xEF\xBB\xBF") {
+        3
+    } else {
+        0
+    };
     let mut line = 1u64;
     // Blank and comment lines before the first record.
     loop {
@@ -176,14 +180,18 @@ mod tests {
 
     #[test]
     fn no_header_counts_columns() {
-        let h = parse_header(b"1,2,3\n", true, D, false, "f").unwrap().unwrap();
+        let h = parse_header(b"1,2,3\n", true, D, false, "f")
+            .unwrap()
+            .unwrap();
         assert_eq!(h.names, vec!["0", "1", "2"]);
         assert_eq!(h.data_start, 0);
     }
 
     #[test]
     fn invalid_utf8_names_the_line() {
-        let err = parse_header(b"\n\xff,b\n", true, D, true, "f.csv").unwrap_err().to_string();
+        let err = parse_header(b"\n\xff,b\n", true, D, true, "f.csv")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("f.csv:2"), "{err}");
     }
 

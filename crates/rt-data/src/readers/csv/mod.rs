@@ -6,6 +6,7 @@
 //! thread and reused, so a read holds about threads × block bytes besides its output; the
 //! file is never mapped or loaded whole.
 
+pub mod categories;
 pub mod gzip;
 pub mod header;
 pub mod number;
@@ -17,7 +18,6 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
-
 
 use self::header::Header;
 use self::number::NaValues;
@@ -50,7 +50,8 @@ pub struct CsvOptions {
     pub comment: Option<u8>,
     /// The first record holds the column names.
     pub header: bool,
-    /// Strings read as missing; `None`: pandas' defaults. The empty field is always missing.
+    /// Strings read as missing besides pandas' defaults (which always apply, as in pandas).
+    /// The empty field is always missing.
     pub na_values: Option<Vec<String>>,
     /// Target size of a chunk (a byte range of a plain file).
     pub chunk_bytes: u64,
@@ -101,6 +102,8 @@ pub struct CsvSource {
     plan: ColumnPlan,
     na: NaValues,
     dialect: Dialect,
+    /// Codes of the text columns under `categorical="codes"` (empty otherwise).
+    codes: categories::Codes,
 }
 
 thread_local! {
@@ -121,8 +124,7 @@ impl CsvSource {
                 "the delimiter cannot be a newline".to_owned(),
             ));
         }
-        if options.quote == Some(options.delimiter) || options.comment == Some(options.delimiter)
-        {
+        if options.quote == Some(options.delimiter) || options.comment == Some(options.delimiter) {
             return Err(DataError::InvalidArgument(
                 "the delimiter, quote and comment characters must differ".to_owned(),
             ));
@@ -151,7 +153,9 @@ impl CsvSource {
                 }
             }
         }
-        let names = reference.map(|f| f.header.names.clone()).unwrap_or_default();
+        let names = reference
+            .map(|f| f.header.names.clone())
+            .unwrap_or_default();
         let plan = columns::resolve(&names, &options.columns)?;
         let chunk_bytes = options.chunk_bytes.max(1);
         let planned: Vec<Vec<PlannedChunk>> = rt_view::threads::install(|| {
@@ -182,14 +186,19 @@ impl CsvSource {
                 });
             }
         }
-        Ok(Self {
+        let mut source = Self {
             files,
             chunks,
             infos,
             plan,
             na: NaValues::new(options.na_values.as_deref()),
             dialect,
-        })
+            codes: Vec::new(),
+        };
+        if options.columns.categorical == crate::options::CategoricalPolicy::Codes {
+            source.codes = rt_view::threads::install(|| categories::collect(&source))??;
+        }
+        Ok(source)
     }
 
     /// The resolved columns.
@@ -229,6 +238,7 @@ impl CsvSource {
             file: &f.name,
             num_features: self.plan.schema.num_features(),
             num_labels: self.plan.schema.num_labels(),
+            codes: &self.codes,
         };
         let mut writer = RowWriter::new(&layout, features, labels, capacity);
         let mut line = c.first_line;
@@ -286,6 +296,34 @@ fn inconsistent(f: &CsvFile, line: u64) -> DataError {
     }
 }
 
+/// Streams the bytes of chunk `c` in blocks: `consume(data, at_eof)` returns how many bytes
+/// of `data` it used (whole records); the rest is carried into the next block.
+fn read_chunk_bytes(
+    c: &CsvChunk,
+    f: &CsvFile,
+    mut consume: impl FnMut(&[u8], bool) -> usize,
+) -> Result<()> {
+    let mut input = ChunkInput::new(c, f)?;
+    with_block(|buf| {
+        let mut filled = 0usize;
+        loop {
+            if filled == buf.len() {
+                let grown = (buf.len() * 2).max(BLOCK_BYTES);
+                buf.resize(grown, 0);
+            }
+            let target = buf.get_mut(filled..).unwrap_or_default();
+            let (n, at_eof) = input.read(target, f)?;
+            filled += n;
+            let used = consume(buf.get(..filled).unwrap_or_default(), at_eof).min(filled);
+            if at_eof {
+                return Ok(());
+            }
+            buf.copy_within(used..filled, 0);
+            filled -= used;
+        }
+    })
+}
+
 /// Runs `f` with this thread's block buffer (a fresh one if it is somehow in use).
 fn with_block<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
     BLOCK.with(|cell| match cell.try_borrow_mut() {
@@ -336,10 +374,7 @@ impl ChunkInput {
 /// Opens one file and reads its header (growing the read until a whole record is in).
 fn open_file(path: &Path, dialect: Dialect, has_header: bool) -> Result<CsvFile> {
     let file = files::open(path)?;
-    let size = file
-        .metadata()
-        .map_err(|e| DataError::io(path, e))?
-        .len();
+    let size = file.metadata().map_err(|e| DataError::io(path, e))?.len();
     let name = files::display_name(path);
     let mut magic = [0u8; 2];
     let gzip = size >= 2 && {
@@ -427,7 +462,11 @@ fn count_gzip(c: &CsvChunk, f: &CsvFile, dialect: Dialect, ctx: ReadContext<'_>)
                 first = false;
                 total += u64::from(plan::is_record_start(data, 0, dialect.comment));
             }
-            let window = if at_eof { filled } else { filled.saturating_sub(2) };
+            let window = if at_eof {
+                filled
+            } else {
+                filled.saturating_sub(2)
+            };
             let stats = plan::scan_window(data, window, 0, dialect);
             total += stats.starts[parity];
             parity ^= usize::from(stats.quotes_odd);

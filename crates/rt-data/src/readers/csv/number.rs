@@ -57,7 +57,15 @@ fn load8(bytes: &[u8], at: usize) -> Option<u64> {
 
 /// `10^n` for `n <= 8`.
 const POW10_INT: [u64; 9] = [
-    1, 10, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000, 100_000_000,
+    1,
+    10,
+    100,
+    1_000,
+    10_000,
+    100_000,
+    1_000_000,
+    10_000_000,
+    100_000_000,
 ];
 
 /// How many of the 8 bytes of `v` (first byte lowest) are ASCII digits before the first
@@ -118,11 +126,64 @@ fn digits(bytes: &[u8], mut i: usize, mantissa: &mut u64, count: &mut usize) -> 
     Some(i)
 }
 
-/// Parses `[-+]?digits[.digits]` at the start of `bytes` when the result is exact by
-/// Clinger's fast path; returns the value and the bytes consumed, or `None` for any other
-/// shape (exponent, too many digits, no digits...), which the caller hands to the full parser.
+/// Reciprocal powers of ten, each correctly rounded to f64 (`10^-k`).
+const INV_POW10: [f64; 23] = [
+    1e0, 1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8, 1e-9, 1e-10, 1e-11, 1e-12, 1e-13, 1e-14,
+    1e-15, 1e-16, 1e-17, 1e-18, 1e-19, 1e-20, 1e-21, 1e-22,
+];
+
+/// A decimal `±mantissa / 10^fraction` with `mantissa <= 2^53` and `fraction <= 22`: both
+/// exactly representable in f64, so one IEEE division rounds it correctly (Clinger).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decimal {
+    /// The digits as an integer.
+    pub mantissa: u64,
+    /// Digits after the point.
+    pub fraction: usize,
+    /// A leading minus sign.
+    pub negative: bool,
+}
+
+impl Decimal {
+    #[inline(always)]
+    fn signed(self, magnitude: f64) -> f64 {
+        f64::from_bits(magnitude.to_bits() | (u64::from(self.negative) << 63))
+    }
+
+    /// The correctly rounded f64 value (what Python's `float()` gives).
+    #[inline(always)]
+    pub fn to_f64(self) -> f64 {
+        let power = POW10.get(self.fraction).copied().unwrap_or(f64::INFINITY);
+        self.signed(self.mantissa as f64 / power)
+    }
+
+    /// `self.to_f64() as f32` (float64 then float32, as pandas followed by a cast), computed
+    /// with a multiplication instead of the slow division where that provably gives the same
+    /// bits.
+    ///
+    /// `q = RN64(m * RN64(10^-k))` is within a few f64 ulps of the exact quotient, and so of
+    /// `RN64(m / 10^k)`. Rounding to f32 only changes at f32 midpoints, which in f64 are the
+    /// values whose 29 dropped bits are exactly `1 << 28`. If `q`'s dropped bits are more than
+    /// 16 ulps away from that pattern, no midpoint lies between `q` and the correctly rounded
+    /// f64, so both round to the same f32; otherwise the exact division decides. (No f32
+    /// subnormals or overflow occur: `10^-22 <= |value| <= 2^53`, or the value is 0.)
+    #[inline(always)]
+    pub fn to_f32(self) -> f32 {
+        let inverse = INV_POW10.get(self.fraction).copied().unwrap_or(0.0);
+        let q = self.mantissa as f64 * inverse;
+        let dropped = q.to_bits() & ((1 << 29) - 1);
+        if dropped.wrapping_sub((1 << 28) - 16) <= 32 {
+            return self.to_f64() as f32;
+        }
+        self.signed(q) as f32
+    }
+}
+
+/// Scans `[-+]?digits[.digits]` at the start of `bytes` when the value fits Clinger's fast
+/// path; returns it and the bytes consumed, or `None` for any other shape (exponent, too many
+/// digits, no digits...), which the caller hands to the full parser.
 #[inline(always)]
-pub fn parse_simple_decimal(bytes: &[u8]) -> Option<(f64, usize)> {
+pub fn scan_simple_decimal(bytes: &[u8]) -> Option<(Decimal, usize)> {
     let (negative, mut i) = match bytes.first() {
         Some(b'-') => (true, 1),
         Some(b'+') => (false, 1),
@@ -137,16 +198,27 @@ pub fn parse_simple_decimal(bytes: &[u8]) -> Option<(f64, usize)> {
         i = digits(bytes, i + 1, &mut mantissa, &mut count)?;
         fraction = count - int_digits;
     }
-    if count == 0 || mantissa > MAX_EXACT_MANTISSA {
+    if count == 0 || mantissa > MAX_EXACT_MANTISSA || fraction >= POW10.len() {
         return None;
     }
     // An exponent or anything glued to the digits is for the full parser to judge.
     if matches!(bytes.get(i), Some(b'e' | b'E' | b'_')) {
         return None;
     }
-    let magnitude = mantissa as f64 / *POW10.get(fraction)?;
-    let sign = u64::from(negative) << 63;
-    Some((f64::from_bits(magnitude.to_bits() | sign), i))
+    Some((
+        Decimal {
+            mantissa,
+            fraction,
+            negative,
+        },
+        i,
+    ))
+}
+
+/// [`scan_simple_decimal`] as a correctly rounded f64.
+#[inline(always)]
+pub fn parse_simple_decimal(bytes: &[u8]) -> Option<(f64, usize)> {
+    scan_simple_decimal(bytes).map(|(d, n)| (d.to_f64(), n))
 }
 
 /// Exactly `[-+]?digits` as int64, or `None` (overflow, a fraction, anything else).
@@ -169,7 +241,11 @@ pub fn parse_int(bytes: &[u8]) -> Option<i64> {
         }
         value = value.checked_mul(10)?.checked_sub(i64::from(d))?;
     }
-    if negative { Some(value) } else { value.checked_neg() }
+    if negative {
+        Some(value)
+    } else {
+        value.checked_neg()
+    }
 }
 
 /// A field read as a number.
@@ -193,16 +269,23 @@ pub struct NaValues {
 }
 
 impl NaValues {
-    /// A set from `values` (pandas' defaults when `None`).
-    pub fn new(values: Option<&[String]>) -> Self {
-        let values: HashSet<Vec<u8>> = match values {
-            Some(values) => values.iter().map(|v| v.as_bytes().to_vec()).collect(),
-            None => PANDAS_NA_VALUES.iter().map(|v| v.as_bytes().to_vec()).collect(),
-        };
+    /// pandas' defaults plus `extra` (as `pandas.read_csv(na_values=...)` does).
+    pub fn new(extra: Option<&[String]>) -> Self {
+        let values: HashSet<Vec<u8>> = PANDAS_NA_VALUES
+            .iter()
+            .map(|v| v.as_bytes().to_vec())
+            .chain(extra.into_iter().flatten().map(|v| v.as_bytes().to_vec()))
+            .collect();
         let numeric = values
             .iter()
             .any(|v| fast_float2::parse::<f64, _>(v).is_ok_and(|x| !x.is_nan()));
         Self { values, numeric }
+    }
+
+    /// True when some NA string is also a number: fields must then be looked up before any
+    /// numeric fast path.
+    pub fn has_numeric(&self) -> bool {
+        self.numeric
     }
 
     /// True when `text` is an NA string.
@@ -274,10 +357,23 @@ mod tests {
 
     #[test]
     fn simple_decimals() {
-        for text in ["0", "-0.0", "1.5", "0.12345678", "123456.123456789", "5.", ".5", "+7"] {
+        for text in [
+            "0",
+            "-0.0",
+            "1.5",
+            "0.12345678",
+            "123456.123456789",
+            "5.",
+            ".5",
+            "+7",
+        ] {
             let (v, n) = parse_simple_decimal(text.as_bytes()).unwrap();
             assert_eq!(n, text.len(), "{text}");
-            assert_eq!(v.to_bits(), text.parse::<f64>().unwrap().to_bits(), "{text}");
+            assert_eq!(
+                v.to_bits(),
+                text.parse::<f64>().unwrap().to_bits(),
+                "{text}"
+            );
         }
         for text in ["", "-", ".", "1e5", "abc", "12345678901234567890"] {
             let r = parse_simple_decimal(text.as_bytes());
@@ -296,7 +392,8 @@ mod tests {
         assert_eq!(na.parse_float(b"x1"), FieldValue::Invalid);
         let custom = NaValues::new(Some(&["-999".to_owned()]));
         assert_eq!(custom.parse_float(b"-999"), FieldValue::Missing);
-        assert_eq!(custom.parse_float(b"NA"), FieldValue::Invalid);
+        assert_eq!(custom.parse_float(b"NA"), FieldValue::Missing);
+        assert_eq!(custom.parse_float(b"-998"), FieldValue::Number(-998.0));
     }
 
     #[test]
@@ -355,6 +452,28 @@ mod tests {
                 let value: u64 = std::str::from_utf8(&padded[..expected]).unwrap().parse().unwrap();
                 prop_assert_eq!(leading_digits_value(word, expected), value);
             }
+        }
+
+        #[test]
+        fn f32_shortcut_equals_f64_then_f32(mantissa in 0u64..=(1 << 53), fraction in 0usize..23, negative in any::<bool>()) {
+            let d = Decimal { mantissa, fraction, negative };
+            prop_assert_eq!(d.to_f32().to_bits(), (d.to_f64() as f32).to_bits(), "{:?}", d);
+        }
+
+        #[test]
+        fn f32_shortcut_near_midpoints(bits in 0x3586_37BDu32..0x4E6E_6B28, k in 0usize..16, delta in -3i64..=3) {
+            // Decimals close to an f32 midpoint (between 1e-6 and 1e9): the hard cases for
+            // double rounding.
+            let f = f32::from_bits(bits);
+            let next = f32::from_bits(bits + 1);
+            let mid = f64::from(f) + (f64::from(next) - f64::from(f)) / 2.0;
+            let k_max = (15.9 - mid.log10()).floor().max(0.0) as usize;
+            let k_min = ((3.0 / mid).log10().ceil().max(0.0) as usize).min(k_max);
+            let k = k_min + k % (k_max - k_min + 1);
+            let scaled = (mid * 10f64.powi(k as i32)).round();
+            prop_assume!((3.0..=9.0e15).contains(&scaled));
+            let d = Decimal { mantissa: (scaled as i64 + delta) as u64, fraction: k, negative: false };
+            prop_assert_eq!(d.to_f32().to_bits(), (d.to_f64() as f32).to_bits(), "{:?}", d);
         }
 
         #[test]

@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use super::number::{FieldValue, NaValues, parse_simple_decimal};
+use super::number::{Decimal, FieldValue, NaValues, scan_simple_decimal};
 use super::plan::Dialect;
 use crate::error::{DataError, Result};
 use crate::options::MissingPolicy;
@@ -21,6 +21,9 @@ pub trait OutFloat: Copy + Send + Sync + 'static {
     /// `v` rounded to this type (parsing goes through f64, so float32 results equal
     /// `numpy.float32(float(text))`, which is what pandas followed by a cast gives).
     fn from_f64(v: f64) -> Self;
+
+    /// A scanned decimal, with the same result as `from_f64(d.to_f64())`.
+    fn from_decimal(d: Decimal) -> Self;
 }
 
 impl OutFloat for f32 {
@@ -28,12 +31,22 @@ impl OutFloat for f32 {
     fn from_f64(v: f64) -> Self {
         v as f32
     }
+
+    #[inline(always)]
+    fn from_decimal(d: Decimal) -> Self {
+        d.to_f32()
+    }
 }
 
 impl OutFloat for f64 {
     #[inline(always)]
     fn from_f64(v: f64) -> Self {
         v
+    }
+
+    #[inline(always)]
+    fn from_decimal(d: Decimal) -> Self {
+        d.to_f64()
     }
 }
 
@@ -56,6 +69,8 @@ pub struct Layout<'s> {
     pub num_features: usize,
     /// Width of a labels row.
     pub num_labels: usize,
+    /// Codes of text columns under `categorical="codes"`, by input column (empty: none).
+    pub codes: &'s [Option<std::collections::HashMap<Vec<u8>, i64>>],
 }
 
 /// How a field ended.
@@ -117,7 +132,7 @@ fn find_end(buf: &[u8], p: usize, at_eof: bool, d: Dialect) -> Option<(usize, Te
         // The comment character: the rest of the line is not data.
         _ => match memchr::memchr(b'\n', buf.get(e..).unwrap_or_default()) {
             Some(o2) => Some((e, Term::Newline, e + o2 + 1)),
-            None => at_eof.then(|| (e, Term::End, buf.len())),
+            None => at_eof.then_some((e, Term::End, buf.len())),
         },
     }
 }
@@ -138,11 +153,13 @@ pub fn scan_field(
             let Some((end, term, next)) = find_end(buf, pos, at_eof, d) else {
                 return Ok(None);
             };
-            let stray = d
-                .quote
-                .is_some_and(|q| memchr::memchr(q, buf.get(pos..end).unwrap_or_default()).is_some());
+            let stray = d.quote.is_some_and(|q| {
+                memchr::memchr(q, buf.get(pos..end).unwrap_or_default()).is_some()
+            });
             if strict && stray {
-                return Err("a quote character inside an unquoted field (quote the whole field, RFC 4180)");
+                return Err(
+                    "a quote character inside an unquoted field (quote the whole field, RFC 4180)",
+                );
             }
             return Ok(Some(Scanned {
                 text: Text::Buf(pos, end),
@@ -224,8 +241,8 @@ pub fn skip_record(
 /// A record that could not be decoded, before it is raised or skipped.
 fn truncate(text: &[u8]) -> String {
     const MAX: usize = 80;
-    let shown = String::from_utf8_lossy(text.get(..MAX.min(text.len())).unwrap_or_default())
-        .into_owned();
+    let shown =
+        String::from_utf8_lossy(text.get(..MAX.min(text.len())).unwrap_or_default()).into_owned();
     if text.len() > MAX {
         format!("{shown}...")
     } else {
@@ -380,6 +397,8 @@ impl<'a, 's, F: OutFloat> RowWriter<'a, 's, F> {
             .ok_or_else(|| DataError::InvalidArgument("destination too small".to_owned()))?;
         let mut col = 0usize;
         let mut newlines = 0u64;
+        let fast_numbers = !layout.na.has_numeric();
+        let has_codes = !layout.codes.is_empty();
         loop {
             let Some(&role) = layout.roles.get(col) else {
                 // More fields than columns: count them all for the message.
@@ -395,33 +414,38 @@ impl<'a, 's, F: OutFloat> RowWriter<'a, 's, F> {
                 });
             };
             let fast = match role {
-                Role::Feature(k) if buf.get(pos).copied() != d.quote => buf
-                    .get(pos..)
-                    .and_then(parse_simple_decimal)
-                    .map(|(v, n)| (k, v, n)),
+                Role::Feature(k)
+                    if fast_numbers
+                        && buf.get(pos).copied() != d.quote
+                        && !(has_codes && coded(layout, col).is_some()) =>
+                {
+                    buf.get(pos..)
+                        .and_then(scan_simple_decimal)
+                        .map(|(dec, n)| (k, F::from_decimal(dec), n))
+                }
                 _ => None,
             };
             if let Some((k, v, n)) = fast {
-                let mut slot_value = F::from_f64(v);
-                let slot = frow.get_mut(k).unwrap_or(&mut slot_value);
+                let mut spare = v;
+                let slot = frow.get_mut(k).unwrap_or(&mut spare);
                 let t = pos + n;
                 match buf.get(t) {
                     Some(&c) if c == d.delimiter => {
-                        *slot = F::from_f64(v);
+                        *slot = v;
                         pos = t + 1;
                         col += 1;
                         continue;
                     }
                     Some(b'\n') => {
-                        *slot = F::from_f64(v);
+                        *slot = v;
                         return finish(layout, line, col + 1, t + 1, newlines + 1);
                     }
                     Some(b'\r') if buf.get(t + 1) == Some(&b'\n') => {
-                        *slot = F::from_f64(v);
+                        *slot = v;
                         return finish(layout, line, col + 1, t + 2, newlines + 1);
                     }
                     None if at_eof => {
-                        *slot = F::from_f64(v);
+                        *slot = v;
                         return finish(layout, line, col + 1, t, newlines);
                     }
                     None => return Ok(Step::Incomplete),
@@ -445,14 +469,30 @@ impl<'a, 's, F: OutFloat> RowWriter<'a, 's, F> {
                 Text::Buf(a, b) => buf.get(a..b).unwrap_or_default(),
                 Text::Scratch => scratch,
             };
-            match role {
-                Role::Skip => {}
-                Role::Feature(k) => {
+            let code = match coded(layout, col) {
+                Some(codes) if has_codes => Some(code_of(layout, codes, text, line, col)?),
+                _ => None,
+            };
+            match (role, code) {
+                (Role::Skip, _) => {}
+                (Role::Feature(k), Some(code)) => {
+                    let v = match code {
+                        Some(c) => c as f64,
+                        None => missing_float(layout.missing, || missing_error(layout, line, col))?,
+                    };
+                    if let Some(slot) = frow.get_mut(k) {
+                        *slot = F::from_f64(v);
+                    }
+                }
+                (Role::Label(k), Some(code)) => {
+                    store_code(layout, labels, row, k, code, line, col)?;
+                }
+                (Role::Feature(k), None) => {
                     let v = match layout.na.parse_float(text) {
                         FieldValue::Number(v) => v,
-                        FieldValue::Missing => missing_float(layout.missing, || {
-                            missing_error(layout, line, col)
-                        })?,
+                        FieldValue::Missing => {
+                            missing_float(layout.missing, || missing_error(layout, line, col))?
+                        }
                         FieldValue::Invalid => {
                             return Err(parse_error(layout, line, col, text, "a float"));
                         }
@@ -461,7 +501,7 @@ impl<'a, 's, F: OutFloat> RowWriter<'a, 's, F> {
                         *slot = F::from_f64(v);
                     }
                 }
-                Role::Label(k) => {
+                (Role::Label(k), None) => {
                     store_label(layout, labels, row, k, text, line, col)?;
                 }
             }
@@ -477,7 +517,13 @@ impl<'a, 's, F: OutFloat> RowWriter<'a, 's, F> {
 }
 
 #[inline]
-fn finish(layout: &Layout<'_>, line: u64, found: usize, next: usize, newlines: u64) -> Result<Step> {
+fn finish(
+    layout: &Layout<'_>,
+    line: u64,
+    found: usize,
+    next: usize,
+    newlines: u64,
+) -> Result<Step> {
     if found != layout.roles.len() {
         return Err(DataError::Ragged {
             file: layout.file.to_string(),
@@ -487,6 +533,79 @@ fn finish(layout: &Layout<'_>, line: u64, found: usize, next: usize, newlines: u
         });
     }
     Ok(Step::Done(next, newlines))
+}
+
+/// The codes of input column `col` when it is a coded text column.
+#[inline]
+fn coded<'a>(
+    layout: &'a Layout<'_>,
+    col: usize,
+) -> Option<&'a std::collections::HashMap<Vec<u8>, i64>> {
+    layout.codes.get(col).and_then(Option::as_ref)
+}
+
+/// The code of `text` (`None` for a missing value).
+fn code_of(
+    layout: &Layout<'_>,
+    codes: &std::collections::HashMap<Vec<u8>, i64>,
+    text: &[u8],
+    line: u64,
+    col: usize,
+) -> Result<Option<i64>> {
+    if layout.na.contains(text) {
+        return Ok(None);
+    }
+    codes.get(text).copied().map(Some).ok_or_else(|| {
+        parse_error(
+            layout,
+            line,
+            col,
+            text,
+            "a category seen when the file was opened",
+        )
+    })
+}
+
+/// Stores a category code (or a missing value) as label `k` of `row`.
+fn store_code(
+    layout: &Layout<'_>,
+    labels: &mut Option<RowsMut<'_>>,
+    row: usize,
+    k: usize,
+    code: Option<i64>,
+    line: u64,
+    col: usize,
+) -> Result<()> {
+    let at = row * layout.num_labels + k;
+    let float = || match code {
+        Some(c) => Ok(c as f64),
+        None => missing_float(layout.missing, || missing_error(layout, line, col)),
+    };
+    match labels {
+        Some(RowsMut::I64(out)) => {
+            let v = match code {
+                Some(c) => c,
+                None => missing_int(layout.missing, || missing_error(layout, line, col))?,
+            };
+            if let Some(slot) = out.get_mut(at) {
+                *slot = v;
+            }
+        }
+        Some(RowsMut::F32(out)) => {
+            let v = float()?;
+            if let Some(slot) = out.get_mut(at) {
+                *slot = v as f32;
+            }
+        }
+        Some(RowsMut::F64(out)) => {
+            let v = float()?;
+            if let Some(slot) = out.get_mut(at) {
+                *slot = v;
+            }
+        }
+        None => {}
+    }
+    Ok(())
 }
 
 fn column_name(layout: &Layout<'_>, col: usize) -> String {
@@ -505,7 +624,13 @@ fn missing_error(layout: &Layout<'_>, line: u64, col: usize) -> DataError {
     }
 }
 
-fn parse_error(layout: &Layout<'_>, line: u64, col: usize, text: &[u8], expected: &str) -> DataError {
+fn parse_error(
+    layout: &Layout<'_>,
+    line: u64,
+    col: usize,
+    text: &[u8],
+    expected: &str,
+) -> DataError {
     DataError::Parse {
         file: layout.file.to_string(),
         line,
@@ -527,9 +652,7 @@ fn store_label(
     let at = row * layout.num_labels + k;
     let float = || match layout.na.parse_float(text) {
         FieldValue::Number(v) => Ok(v),
-        FieldValue::Missing => {
-            missing_float(layout.missing, || missing_error(layout, line, col))
-        }
+        FieldValue::Missing => missing_float(layout.missing, || missing_error(layout, line, col)),
         FieldValue::Invalid => Err(parse_error(layout, line, col, text, "a float label")),
     };
     match labels {
@@ -571,12 +694,18 @@ mod tests {
     use crate::source::ErrorBudget;
     use rt_view::cancel::CancelToken;
 
-    fn parse(text: &[u8], roles: &[Role], nf: usize, nl: usize, policy: OnError) -> Result<(Vec<f64>, Vec<i64>, usize, Vec<SkippedRow>)> {
+    type Parsed = (Vec<f64>, Vec<i64>, usize, Vec<SkippedRow>);
+
+    fn parse(text: &[u8], roles: &[Role], nf: usize, nl: usize, policy: OnError) -> Result<Parsed> {
         let names: Vec<String> = (0..roles.len()).map(|i| format!("c{i}")).collect();
         let na = NaValues::new(None);
         let file: Arc<str> = Arc::from("t.csv");
         let layout = Layout {
-            dialect: Dialect { delimiter: b',', quote: Some(b'"'), comment: Some(b'#') },
+            dialect: Dialect {
+                delimiter: b',',
+                quote: Some(b'"'),
+                comment: Some(b'#'),
+            },
             roles,
             names: &names,
             na: &na,
@@ -584,14 +713,23 @@ mod tests {
             file: &file,
             num_features: nf,
             num_labels: nl,
+            codes: &[],
         };
         let cap = 16;
         let mut feats = vec![0f64; cap * nf];
         let mut labs = vec![0i64; cap * nl];
         let cancel = CancelToken::new();
         let errors = ErrorBudget::new(policy);
-        let ctx = ReadContext { cancel: &cancel, errors: &errors };
-        let mut w = RowWriter::new(&layout, &mut feats, (nl > 0).then(|| RowsMut::I64(&mut labs)), cap);
+        let ctx = ReadContext {
+            cancel: &cancel,
+            errors: &errors,
+        };
+        let mut w = RowWriter::new(
+            &layout,
+            &mut feats,
+            (nl > 0).then(|| RowsMut::I64(&mut labs)),
+            cap,
+        );
         let mut line = 1;
         let used = w.parse_block(text, true, &mut line, ctx)?;
         assert_eq!(used, text.len());
@@ -615,26 +753,50 @@ mod tests {
 
     #[test]
     fn ragged_and_bad_numbers_name_the_place() {
-        let err = parse(b"1,2,3\n4,5\n", &FL, 2, 1, OnError::Raise).unwrap_err().to_string();
-        assert!(err.contains("t.csv:2") && err.contains("expected 3 fields, found 2"), "{err}");
-        let err = parse(b"1,2,3\n\n4,5,6,7\n", &FL, 2, 1, OnError::Raise).unwrap_err().to_string();
+        let err = parse(b"1,2,3\n4,5\n", &FL, 2, 1, OnError::Raise)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("t.csv:2") && err.contains("expected 3 fields, found 2"),
+            "{err}"
+        );
+        let err = parse(b"1,2,3\n\n4,5,6,7\n", &FL, 2, 1, OnError::Raise)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("t.csv:3") && err.contains("found 4"), "{err}");
-        let err = parse(b"1,2.5,3\n", &FL, 2, 1, OnError::Raise).unwrap_err().to_string();
-        assert!(err.contains("\"c1\"") && err.contains("2.5") && err.contains("integer"), "{err}");
-        let err = parse(b"1,2,x\"y\n", &FL, 2, 1, OnError::Raise).unwrap_err().to_string();
+        let err = parse(b"1,2.5,3\n", &FL, 2, 1, OnError::Raise)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("\"c1\"") && err.contains("2.5") && err.contains("integer"),
+            "{err}"
+        );
+        let err = parse(b"1,2,x\"y\n", &FL, 2, 1, OnError::Raise)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("quote"), "{err}");
     }
 
     #[test]
     fn skip_keeps_order_and_lines() {
         let text = b"1,1,1\nbad,2,2\n3,\"3\n\",3\n4,4\n5,5,5\n";
-        let (f, l, rows, skipped) = parse(text, &FL, 2, 1, OnError::Skip { max_errors: None }).unwrap();
+        let (f, l, rows, skipped) =
+            parse(text, &FL, 2, 1, OnError::Skip { max_errors: None }).unwrap();
         assert_eq!(rows, 2);
         assert_eq!(&l[..2], &[1, 5]);
         assert_eq!(&f[..4], &[1.0, 1.0, 5.0, 5.0]);
         let lines: Vec<u64> = skipped.iter().map(|s| s.line).collect();
         assert_eq!(lines, vec![2, 3, 5]);
-        let err = parse(text, &FL, 2, 1, OnError::Skip { max_errors: Some(2) }).unwrap_err();
+        let err = parse(
+            text,
+            &FL,
+            2,
+            1,
+            OnError::Skip {
+                max_errors: Some(2),
+            },
+        )
+        .unwrap_err();
         assert!(matches!(err, DataError::TooManyErrors { .. }));
     }
 
@@ -645,7 +807,11 @@ mod tests {
         let file: Arc<str> = Arc::from("t.csv");
         let roles = [Role::Feature(0)];
         let layout = Layout {
-            dialect: Dialect { delimiter: b',', quote: Some(b'"'), comment: None },
+            dialect: Dialect {
+                delimiter: b',',
+                quote: Some(b'"'),
+                comment: None,
+            },
             roles: &roles,
             names: &names,
             na: &na,
@@ -653,16 +819,95 @@ mod tests {
             file: &file,
             num_features: 1,
             num_labels: 0,
+            codes: &[],
         };
         let mut out = vec![0f32; 4];
         let cancel = CancelToken::new();
         let errors = ErrorBudget::new(OnError::Raise);
-        let ctx = ReadContext { cancel: &cancel, errors: &errors };
+        let ctx = ReadContext {
+            cancel: &cancel,
+            errors: &errors,
+        };
         let mut w = RowWriter::new(&layout, &mut out, None, 4);
         let mut line = 1;
-        assert_eq!(w.parse_block(b"1\n2\n\"3", false, &mut line, ctx).unwrap(), 4);
+        assert_eq!(
+            w.parse_block(b"1\n2\n\"3", false, &mut line, ctx).unwrap(),
+            4
+        );
         assert_eq!(line, 3);
         assert_eq!(w.parse_block(b"\"3\"\n4", true, &mut line, ctx).unwrap(), 5);
         assert_eq!(out, vec![1.0, 2.0, 3.0, 4.0]);
+    }
+}
+
+#[cfg(test)]
+mod bench {
+    //! `cargo test --release -p rt-data parse_speed -- --ignored --nocapture`: nanoseconds per
+    //! field of the decoder alone on benchmark-shaped rows (minimum of several runs, so that
+    //! other load on the machine matters less).
+
+    use super::*;
+    use crate::options::OnError;
+    use crate::source::ErrorBudget;
+    use rt_view::cancel::CancelToken;
+
+    #[test]
+    #[ignore = "a measurement, not a check"]
+    fn parse_speed() {
+        let (rows, cols) = (20_000usize, 100usize);
+        let mut text = String::new();
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..rows {
+            for c in 0..cols {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let v = (x % 4_000_000) as f64 / 1e6 - 2.0;
+                text.push_str(&format!("{}", v as f32));
+                text.push(if c + 1 == cols { '\n' } else { ',' });
+            }
+        }
+        let names: Vec<String> = (0..cols).map(|i| i.to_string()).collect();
+        let roles: Vec<Role> = (0..cols).map(Role::Feature).collect();
+        let na = NaValues::new(None);
+        let file: Arc<str> = Arc::from("bench.csv");
+        let layout = Layout {
+            dialect: Dialect {
+                delimiter: b',',
+                quote: Some(b'"'),
+                comment: None,
+            },
+            roles: &roles,
+            names: &names,
+            na: &na,
+            missing: MissingPolicy::Raise,
+            file: &file,
+            num_features: cols,
+            num_labels: 0,
+            codes: &[],
+        };
+        let mut out = vec![0f32; rows * cols];
+        let cancel = CancelToken::new();
+        let errors = ErrorBudget::new(OnError::Raise);
+        let ctx = ReadContext {
+            cancel: &cancel,
+            errors: &errors,
+        };
+        let mut best = f64::INFINITY;
+        for _ in 0..7 {
+            let mut w = RowWriter::new(&layout, &mut out, None, rows);
+            let mut line = 1;
+            let t = std::time::Instant::now();
+            w.parse_block(text.as_bytes(), true, &mut line, ctx)
+                .unwrap();
+            best = best.min(t.elapsed().as_secs_f64());
+            assert_eq!(w.rows, rows);
+        }
+        println!(
+            "{:.2} ns/field, {:.0} MB/s ({} bytes)",
+            best * 1e9 / (rows * cols) as f64,
+            text.len() as f64 / best / 1e6,
+            text.len()
+        );
     }
 }

@@ -209,8 +209,7 @@ pub fn plan_file(
         })
         .collect::<Result<_>>()?;
     let first_is_record = first_record_at_start(file, path, data_start, file_end, dialect)?;
-    if dialect.comment.is_some() && dialect.quote.is_some() && stats.iter().any(|s| s.has_quotes)
-    {
+    if dialect.comment.is_some() && dialect.quote.is_some() && stats.iter().any(|s| s.has_quotes) {
         return plan_sequential(file, path, &wins, data_start, data_line, file_end, dialect);
     }
     let mut chunks = chain(&stats, data_start, data_line, first_is_record, file_end);
@@ -387,7 +386,12 @@ mod tests {
             .iter()
             .map(|&(ws, we)| {
                 let read_end = (we + 2).min(end);
-                scan_window(&data[ws as usize..read_end as usize], (we - ws) as usize, ws, dialect)
+                scan_window(
+                    &data[ws as usize..read_end as usize],
+                    (we - ws) as usize,
+                    ws,
+                    dialect,
+                )
             })
             .collect();
         let mut chunks = chain(&stats, 0, 1, is_record_start(data, 0, dialect.comment), end);
@@ -412,7 +416,12 @@ mod tests {
         let reference = record_starts(data, dialect);
         let chunks = plan_in_memory(data, chunk, dialect);
         let total: u64 = chunks.iter().map(|c| c.rows).sum();
-        assert_eq!(total, reference.len() as u64, "{:?}", String::from_utf8_lossy(data));
+        assert_eq!(
+            total,
+            reference.len() as u64,
+            "{:?}",
+            String::from_utf8_lossy(data)
+        );
         // Every chunk starts on a record boundary (or the end), and the starts inside it are
         // exactly `rows`.
         let mut covered = 0;
@@ -421,9 +430,17 @@ mod tests {
                 .iter()
                 .filter(|(s, _)| (*s as u64) >= c.start && (*s as u64) < c.end)
                 .collect();
-            assert_eq!(inside.len() as u64, c.rows, "{chunks:?} {:?}", String::from_utf8_lossy(data));
+            assert_eq!(
+                inside.len() as u64,
+                c.rows,
+                "{chunks:?} {:?}",
+                String::from_utf8_lossy(data)
+            );
             if let Some((_, newlines)) = inside.first() {
-                let before = data[..c.start as usize].iter().filter(|&&b| b == b'\n').count() as u64;
+                let before = data[..c.start as usize]
+                    .iter()
+                    .filter(|&&b| b == b'\n')
+                    .count() as u64;
                 let gap = newlines - before;
                 assert!(c.first_line + gap == 1 + newlines, "line numbers");
             }
@@ -442,7 +459,11 @@ mod tests {
 
     #[test]
     fn comments_and_crlf() {
-        let d = Dialect { comment: Some(b'#'), quote: None, ..DIALECT };
+        let d = Dialect {
+            comment: Some(b'#'),
+            quote: None,
+            ..DIALECT
+        };
         let data = b"#c\r\n1,2\r\n\r\n#x\n3,4";
         for chunk in 1..data.len() as u64 + 2 {
             check(data, chunk, d);

@@ -1,0 +1,193 @@
+"""Bad input: every failure is a clear exception naming the file (and line, column, text),
+never a crash or a silent wrong answer; on_error="skip" reports what it dropped."""
+
+from __future__ import annotations
+
+import gzip
+import os
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+import rusttorch_data as rd
+
+
+def test_ragged_row_names_file_line_and_counts(write_text) -> None:
+    path = write_text("a,b,c\n1,2,3\n4,5\n")
+    with pytest.raises(rd.ParseError) as info:
+        rd.read_csv(path)
+    message = str(info.value)
+    assert f"{path}:3" in message and "expected 3 fields, found 2" in message
+    path = write_text("a,b\n1,2\n\n3,4,5\n", name="more.csv")
+    with pytest.raises(rd.ParseError, match=r"more.csv:4: expected 2 fields, found 3"):
+        rd.read_csv(path)
+
+
+def test_unparsable_number_names_line_column_and_text(write_text) -> None:
+    path = write_text('a,b\n1,2\n3,"4x"\n')
+    with pytest.raises(rd.ParseError) as info:
+        rd.read_csv(path)
+    message = str(info.value)
+    assert f"{path}:3" in message and '"b"' in message and "4x" in message
+
+
+def test_fractional_integer_label_is_an_error(write_text) -> None:
+    path = write_text("a,y\n1,2\n3,1.5\n")
+    with pytest.raises(rd.ParseError, match=r":3: column \"y\": cannot parse \"1.5\" as an integer label"):
+        rd.read_csv(path, label="y")
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.csv"
+    with pytest.raises(FileNotFoundError) as info:
+        rd.read_csv(missing)
+    assert str(missing) in str(info.value)
+    with pytest.raises(FileNotFoundError):
+        rd.read_parquet(tmp_path / "nope.parquet")
+    with pytest.raises(FileNotFoundError, match="no file matches"):
+        rd.read_csv(str(tmp_path / "*.csv"))
+
+
+def test_directory(tmp_path: Path) -> None:
+    folder = tmp_path / "dir.csv"
+    folder.mkdir()
+    with pytest.raises(IsADirectoryError) as info:
+        rd.read_csv(folder)
+    assert str(folder) in str(info.value)
+
+
+def test_permission_denied(write_text, as_root: bool) -> None:
+    if as_root:
+        pytest.skip("root ignores file permissions")
+    path = write_text("a\n1\n")
+    os.chmod(path, 0)
+    try:
+        with pytest.raises(PermissionError) as info:
+            rd.read_csv(path)
+        assert str(path) in str(info.value)
+    finally:
+        os.chmod(path, 0o644)
+
+
+@pytest.mark.parametrize("text", ["", "a,b,y\n", "\ufeff", "# only a comment\n"])
+def test_empty_file_or_header_only_is_an_empty_dataset(write_text, text: str) -> None:
+    path = write_text(text)
+    X, y = rd.read_csv(path, label="y", comment="#")
+    assert X.shape[0] == 0 and y.shape == (0,)
+    assert rd.open_source(path, label="y", comment="#").known_rows == 0
+
+
+def test_invalid_utf8_in_header(write_text) -> None:
+    path = write_text(b"a,\xff\xfe\n1,2\n")
+    with pytest.raises(rd.ParseError, match=r":1: invalid UTF-8"):
+        rd.read_csv(path)
+
+
+def test_truncated_gzip_names_the_file(write_text) -> None:
+    whole = gzip.compress(("a,b\n" + "1,2\n" * 50000).encode())
+    path = write_text(whole[: len(whole) // 2], name="cut.csv.gz")
+    with pytest.raises(ValueError) as info:
+        rd.read_csv(path)
+    assert "cut.csv.gz" in str(info.value) and "gzip" in str(info.value)
+
+
+def test_corrupt_parquet_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "bad.parquet"
+    pq.write_table(pa.table({"a": np.arange(100.0)}), path)
+    data = path.read_bytes()
+    path.write_bytes(data[:20] + b"\x00" * 40 + data[60:])
+    with pytest.raises(ValueError) as info:
+        rd.read_parquet(path)
+    assert "bad.parquet" in str(info.value)
+    garbage = tmp_path / "garbage.parquet"
+    garbage.write_bytes(b"not parquet at all")
+    with pytest.raises(ValueError, match="garbage.parquet"):
+        rd.read_parquet(garbage)
+
+
+def test_csv_headers_differ_across_files(write_text) -> None:
+    first = write_text("a,b\n1,2\n", name="one.csv")
+    second = write_text("a,c\n1,2\n", name="two.csv")
+    with pytest.raises(rd.SchemaError) as info:
+        rd.read_csv([first, second])
+    message = str(info.value)
+    assert "one.csv" in message and "two.csv" in message and '"c"' in message
+
+
+def test_parquet_schemas_differ_across_files(tmp_path: Path) -> None:
+    pq.write_table(pa.table({"a": [1.0], "b": [2.0]}), tmp_path / "one.parquet")
+    pq.write_table(pa.table({"a": [1.0], "b": pa.array([2], pa.int32())}), tmp_path / "two.parquet")
+    with pytest.raises(rd.SchemaError) as info:
+        rd.read_parquet([tmp_path / "one.parquet", tmp_path / "two.parquet"])
+    message = str(info.value)
+    assert "one.parquet" in message and "two.parquet" in message and '"b"' in message
+
+
+def test_missing_label_column_lists_the_columns(write_text) -> None:
+    path = write_text("a,b\n1,2\n")
+    with pytest.raises(rd.SchemaError) as info:
+        rd.read_csv(path, label="target")
+    assert '"target"' in str(info.value) and '"a", "b"' in str(info.value)
+    with pytest.raises(rd.SchemaError, match="out of range"):
+        rd.read_csv(path, features=[5])
+
+
+def test_missing_value_policies(write_text) -> None:
+    path = write_text("a,b\n1,\nNA,2\n")
+    with pytest.raises(rd.ParseError, match=r":2: column \"b\" has a missing value"):
+        rd.read_csv(path)
+    X = rd.read_csv(path, missing="nan")
+    assert X[0, 1].isnan() and X[1, 0].isnan()
+    assert rd.read_csv(path, missing=7).tolist() == [[1.0, 7.0], [7.0, 2.0]]
+    label_path = write_text("a,y\n1,\n", name="l.csv")
+    with pytest.raises(rd.ParseError):
+        rd.read_csv(label_path, label="y", missing="nan")
+    with pytest.raises(ValueError, match="int64"):
+        rd.read_csv(label_path, label="y", missing=0.5)
+
+
+def test_skip_counts_reports_and_honours_max_errors(write_text) -> None:
+    path = write_text("a,y\n1,1\nx,2\n3,3\n4\n5,5\n6,6.5\n")
+    with pytest.warns(rd.SkippedRowsWarning) as record:
+        X, y = rd.read_csv(path, label="y", on_error="skip", chunk_bytes=3)
+    assert X.flatten().tolist() == [1.0, 3.0, 5.0] and y.tolist() == [1, 3, 5]
+    warning = record[0].message
+    assert isinstance(warning, rd.SkippedRowsWarning)
+    assert [line for _, line, _ in warning.skipped] == [3, 5, 7]
+    assert "skipped 3 rows" in str(warning) and f"{path}:3" in str(warning)
+    with pytest.raises(rd.ParseError, match="more than max_errors=2"):
+        rd.read_csv(path, label="y", on_error="skip", max_errors=2)
+    with pytest.warns(rd.SkippedRowsWarning):
+        rd.read_csv(path, label="y", on_error="skip", max_errors=3)
+
+
+def test_strings_are_a_clear_error(tmp_path: Path, write_text) -> None:
+    path = tmp_path / "s.parquet"
+    pq.write_table(pa.table({"a": [1.0], "s": ["x"]}), path)
+    with pytest.raises(TypeError, match='"s"'):
+        rd.read_parquet(path)
+    assert rd.read_parquet(path, features=["a"]).tolist() == [[1.0]]
+    with pytest.raises(rd.ParseError, match='"s"'):
+        rd.read_csv(write_text("a,s\n1,x\n"))
+
+
+def test_bad_arguments(write_text) -> None:
+    path = write_text("a\n1\n")
+    with pytest.raises(ValueError, match="delimiter"):
+        rd.read_csv(path, delimiter=";;")
+    with pytest.raises(ValueError, match="on_error"):
+        rd.read_csv(path, on_error="ignore")
+    with pytest.raises(ValueError, match="feature_dtype"):
+        rd.read_csv(path, feature_dtype=torch.int64)
+    with pytest.raises(ValueError, match="missing"):
+        rd.read_csv(path, missing="zero")
+
+
+def test_unterminated_quote(write_text) -> None:
+    path = write_text('a,b\n1,"2\n')
+    with pytest.raises(ValueError, match="not closed"):
+        rd.read_csv(path)
