@@ -18,6 +18,23 @@ from ._native import ParseError, SchemaError, Source, get_num_threads, set_num_t
 
 __version__: str = _native.__version__
 
+# -- loader (DataLoader, transforms, tensor sources) ------------------------------------
+from ._loader import DataLoader
+from ._native import tensor_source
+from ._transforms import Clip, FillNaN, MinMaxScale, Normalize, Standardize, Transform
+
+_LOADER_EXPORTS = [
+    "Clip",
+    "DataLoader",
+    "FillNaN",
+    "MinMaxScale",
+    "Normalize",
+    "Standardize",
+    "Transform",
+    "tensor_source",
+]
+# -- end loader ------------------------------------------------------------------------
+
 __all__ = [
     "ParseError",
     "SchemaError",
@@ -25,6 +42,7 @@ __all__ = [
     "__version__",
     "get_num_threads",
     "set_num_threads",
+    *_LOADER_EXPORTS,
 ]
 
 # A fork copies no threads: the child must build its own pool (rt-view's threads module).

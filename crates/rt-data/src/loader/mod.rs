@@ -361,6 +361,11 @@ impl Loader {
         self.stats.snapshot()
     }
 
+    /// The shared counters, for the consumer's side.
+    pub fn stats_handle(&self) -> &Arc<LoaderStats> {
+        &self.stats
+    }
+
     /// The data's fingerprint.
     pub fn fingerprint(&self) -> Fingerprint {
         let rows = self

@@ -5,6 +5,7 @@ pub mod errors;
 pub mod loader;
 pub mod readers;
 pub mod source;
+pub mod tensor_source;
 
 #[cfg(feature = "extension")]
 mod module;
