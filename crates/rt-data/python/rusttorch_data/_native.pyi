@@ -28,7 +28,7 @@ def _thread_env_problem() -> str | None: ...
 
 from typing import Any
 
-def tensor_source(features: Any, labels: Any | None = None) -> Source:
+def tensor_source(features: Any, labels: Any | None = None, *, chunk_rows: int = 65536) -> Source:
     """Serves float32/float64 ``features [N, ...]`` (and int64/float32/float64 ``labels``)
     from memory without a copy."""
 

@@ -157,7 +157,8 @@ fn split<'a>(t: &'a mut BatchTensor, counts: &[usize], width: usize) -> Vec<Rows
     ) -> Vec<RowsMut<'a>> {
         let mut out = Vec::with_capacity(counts.len());
         for &c in counts {
-            let (head, tail) = std::mem::take(&mut rest).split_at_mut((c * width).min(rest.len()));
+            let take = (c * width).min(rest.len());
+            let (head, tail) = std::mem::take(&mut rest).split_at_mut(take);
             out.push(wrap(head));
             rest = tail;
         }

@@ -19,8 +19,8 @@ use crate::source::{
     SharedBytes, Source, check_destination,
 };
 
-/// Rows per chunk when the tensors are read chunk by chunk.
-const CHUNK_ROWS: usize = 1 << 16;
+/// Rows per chunk when the tensors are read chunk by chunk (stream mode, `read_into`).
+const DEFAULT_CHUNK_ROWS: usize = 1 << 16;
 
 /// A contiguous CPU buffer of a Python object, kept alive by a reference to it.
 #[derive(Debug)]
@@ -110,6 +110,7 @@ pub struct TensorSource {
     chunks: Vec<ChunkInfo>,
     features: Column,
     labels: Option<Column>,
+    chunk_rows: usize,
 }
 
 impl TensorSource {
@@ -167,7 +168,7 @@ impl Source for TensorSource {
         ctx: ReadContext<'_>,
     ) -> Result<ChunkReport> {
         ctx.cancel.check()?;
-        let from = chunk * CHUNK_ROWS;
+        let from = chunk * self.chunk_rows;
         let rows = self.count_rows(chunk, ctx)? as usize;
         check_destination(&self.schema, &dest, rows as u64)?;
         copy_rows(&self.features, from, rows, &mut dest.features)?;
@@ -194,13 +195,18 @@ impl Source for TensorSource {
 }
 
 /// Serves `features` (and `labels`) from memory without copying them. `features`: a
-/// float32/float64 tensor or array `[N, ...]`; `labels`: int64/float32/float64 `[N, ...]`.
+/// float32/float64 tensor or array `[N, ...]`; `labels`: int64/float32/float64 `[N, ...]`;
+/// `chunk_rows`: rows per chunk when read chunk by chunk (stream mode).
 #[pyfunction]
-#[pyo3(signature = (features, labels=None))]
+#[pyo3(signature = (features, labels=None, *, chunk_rows=DEFAULT_CHUNK_ROWS))]
 pub fn tensor_source(
     features: &Bound<'_, PyAny>,
     labels: Option<&Bound<'_, PyAny>>,
+    chunk_rows: usize,
 ) -> PyResult<PySource> {
+    if chunk_rows == 0 {
+        return Err(PyValueError::new_err("chunk_rows must be >= 1"));
+    }
     let features = buffer(features, "features", &[DType::Float32, DType::Float64])?;
     let labels = labels
         .map(|l| buffer(l, "labels", &[DType::Int64, DType::Float32, DType::Float64]))
@@ -222,9 +228,9 @@ pub fn tensor_source(
     let row_bytes = features.width * features.dtype.itemsize()
         + labels.as_ref().map_or(0, |l| l.width * l.dtype.itemsize());
     let file: Arc<str> = Arc::from("<tensor>");
-    let chunks = (0..rows.div_ceil(CHUNK_ROWS))
+    let chunks = (0..rows.div_ceil(chunk_rows))
         .map(|i| {
-            let n = CHUNK_ROWS.min(rows - i * CHUNK_ROWS);
+            let n = chunk_rows.min(rows - i * chunk_rows);
             ChunkInfo {
                 file: Arc::clone(&file),
                 rows: Some(n as u64),
@@ -249,6 +255,7 @@ pub fn tensor_source(
             chunks,
             features,
             labels,
+            chunk_rows,
         }),
     })
 }
