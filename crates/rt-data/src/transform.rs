@@ -130,12 +130,9 @@ impl Transform {
                 }
                 Ok(Some((scale, shift)))
             }
-            Transform::Standardize { .. } | Transform::MinMaxScale { .. } => {
-                Err(DataError::InvalidArgument(format!(
-                    "{} is not fitted yet",
-                    self.name()
-                )))
-            }
+            Transform::Standardize { .. } | Transform::MinMaxScale { .. } => Err(
+                DataError::InvalidArgument(format!("{} is not fitted yet", self.name())),
+            ),
             Transform::Clip { .. } | Transform::FillNaN { .. } => Ok(None),
         }
     }
@@ -534,7 +531,16 @@ mod tests {
 
     #[test]
     fn bad_parameters_are_refused() {
-        assert!(Transforms::new(vec![Transform::Clip { min: None, max: None }], 3).is_err());
+        assert!(
+            Transforms::new(
+                vec![Transform::Clip {
+                    min: None,
+                    max: None
+                }],
+                3
+            )
+            .is_err()
+        );
         assert!(
             Transforms::new(
                 vec![Transform::Clip {

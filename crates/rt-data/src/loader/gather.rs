@@ -185,8 +185,14 @@ mod tests {
         let a = Matrix::F32(OwnedTensor::from_slice(&[0., 1., 2., 3., 4., 5.], &[3, 2]).unwrap());
         let b = Matrix::F32(OwnedTensor::from_slice(&[10., 11.], &[1, 2]).unwrap());
         let pieces = [
-            Piece { matrix: &a, rows: &[2, 0] },
-            Piece { matrix: &b, rows: &[0] },
+            Piece {
+                matrix: &a,
+                rows: &[2, 0],
+            },
+            Piece {
+                matrix: &b,
+                rows: &[0],
+            },
         ];
         let BatchTensor::F32(t) = gather(&pieces, DType::Float32, 2, &[2]).unwrap() else {
             panic!("dtype")
@@ -194,7 +200,10 @@ mod tests {
         assert_eq!(t.shape(), &[3, 2]);
         assert_eq!(t.as_slice(), &[4., 5., 0., 1., 10., 11.]);
         assert!(gather(&pieces, DType::Int64, 2, &[2]).is_err());
-        let bad = [Piece { matrix: &a, rows: &[3] }];
+        let bad = [Piece {
+            matrix: &a,
+            rows: &[3],
+        }];
         assert!(gather(&bad, DType::Float32, 2, &[2]).is_err());
     }
 }

@@ -226,7 +226,9 @@ impl Loader {
             ));
         }
         if options.prefetch == 0 {
-            return Err(DataError::InvalidArgument("prefetch must be >= 1".to_owned()));
+            return Err(DataError::InvalidArgument(
+                "prefetch must be >= 1".to_owned(),
+            ));
         }
         if options.num_threads == 0 {
             return Err(DataError::InvalidArgument(
@@ -368,11 +370,12 @@ impl Loader {
 
     /// The data's fingerprint.
     pub fn fingerprint(&self) -> Fingerprint {
-        let rows = self
-            .dataset
-            .as_ref()
-            .map(|d| d.rows() as u64)
-            .or_else(|| self.source.chunks().iter().try_fold(0u64, |s, c| Some(s + c.rows?)));
+        let rows = self.dataset.as_ref().map(|d| d.rows() as u64).or_else(|| {
+            self.source
+                .chunks()
+                .iter()
+                .try_fold(0u64, |s, c| Some(s + c.rows?))
+        });
         state::fingerprint(&*self.source, rows)
     }
 

@@ -86,7 +86,10 @@ mod tests {
         assert_ne!(a, permutation(1000, true, 7, 4, 0, Purpose::Rows));
         assert_ne!(a, permutation(1000, true, 8, 3, 0, Purpose::Rows));
         assert_ne!(a, permutation(1000, true, 7, 3, 0, Purpose::Chunks));
-        assert_eq!(permutation(5, false, 7, 3, 0, Purpose::Rows), vec![0, 1, 2, 3, 4]);
+        assert_eq!(
+            permutation(5, false, 7, 3, 0, Purpose::Rows),
+            vec![0, 1, 2, 3, 4]
+        );
         assert!(permutation(0, true, 1, 1, 1, Purpose::Rows).is_empty());
     }
 
@@ -106,6 +109,9 @@ mod tests {
             counts[below(&mut r, 6) as usize] += 1;
         }
         // Expected 10 000 each; 5 sigma is about 470.
-        assert!(counts.iter().all(|&c| (9_500..10_500).contains(&c)), "{counts:?}");
+        assert!(
+            counts.iter().all(|&c| (9_500..10_500).contains(&c)),
+            "{counts:?}"
+        );
     }
 }

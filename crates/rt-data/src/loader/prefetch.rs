@@ -211,7 +211,10 @@ mod tests {
         assert!(matches!(q.pop_timeout(Duration::ZERO), Pop::Finished));
 
         let q = Reorder::<u64>::new(5, 10, 2);
-        assert!(matches!(q.pop_timeout(Duration::from_millis(1)), Pop::Pending));
+        assert!(matches!(
+            q.pop_timeout(Duration::from_millis(1)),
+            Pop::Pending
+        ));
         q.fail(DataError::Cancelled);
         assert!(matches!(q.pop_timeout(Duration::ZERO), Pop::Failed(_)));
         assert!(matches!(q.pop_timeout(Duration::ZERO), Pop::Finished));

@@ -100,7 +100,11 @@ pub fn shard(
         }
     };
     // Batches are counted from the longest rank's length (the same on every rank).
-    let batches = if drop_last { floor / b } else { ceil.div_ceil(b) };
+    let batches = if drop_last {
+        floor / b
+    } else {
+        ceil.div_ceil(b)
+    };
     let batches = match policy {
         Uneven::Drop if !drop_last => floor.div_ceil(b),
         _ => batches,
@@ -161,8 +165,7 @@ mod tests {
                 for b in 1..6 {
                     let shards = all(n, w, b, false, Uneven::EvenBatches);
                     assert!(shards.iter().all(|s| s.batches == shards[0].batches));
-                    let mut seen: Vec<u64> = served(n, w, b, false, Uneven::EvenBatches)
-                        .concat();
+                    let mut seen: Vec<u64> = served(n, w, b, false, Uneven::EvenBatches).concat();
                     seen.sort_unstable();
                     assert_eq!(seen, (0..n).collect::<Vec<_>>(), "n={n} w={w} b={b}");
                     assert!(shards.iter().all(|s| s.dropped == 0 && s.padded == 0));
@@ -177,7 +180,10 @@ mod tests {
             for w in 1..5usize {
                 for b in 1..6 {
                     let d = all(n, w, b, false, Uneven::Drop);
-                    assert!(d.iter().all(|s| s.len == n / w as u64 && s.batches == d[0].batches));
+                    assert!(
+                        d.iter()
+                            .all(|s| s.len == n / w as u64 && s.batches == d[0].batches)
+                    );
                     let dropped: u64 = d.iter().map(|s| s.dropped).sum();
                     assert_eq!(dropped, n % w as u64);
                     let mut seen = served(n, w, b, false, Uneven::Drop).concat();

@@ -95,6 +95,9 @@ mod tests {
         // Test vectors of FNV-1a 64.
         assert_eq!(fnv1a(*b"", 0xcbf2_9ce4_8422_2325), 0xcbf2_9ce4_8422_2325);
         assert_eq!(fnv1a(*b"a", 0xcbf2_9ce4_8422_2325), 0xaf63_dc4c_8601_ec8c);
-        assert_eq!(fnv1a(*b"foobar", 0xcbf2_9ce4_8422_2325), 0x8594_4171_f739_67e8);
+        assert_eq!(
+            fnv1a(*b"foobar", 0xcbf2_9ce4_8422_2325),
+            0x8594_4171_f739_67e8
+        );
     }
 }

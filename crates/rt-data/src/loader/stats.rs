@@ -67,7 +67,8 @@ impl LoaderStats {
     /// Adds what a read did.
     pub fn add_read(&self, read: &ReadStats) {
         self.rows_read.fetch_add(read.rows, Ordering::Relaxed);
-        self.bytes_read.fetch_add(read.bytes_read, Ordering::Relaxed);
+        self.bytes_read
+            .fetch_add(read.bytes_read, Ordering::Relaxed);
         self.read_ns
             .fetch_add(nanos(read.read_time), Ordering::Relaxed);
         self.parse_ns

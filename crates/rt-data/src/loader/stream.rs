@@ -309,8 +309,7 @@ fn run_decoder(
             let mut chunks = Vec::new();
             let mut counts = Vec::new();
             let mut records = 0u64;
-            while next_chunk < order.len() && (records < plan.shuffle_buffer || chunks.is_empty())
-            {
+            while next_chunk < order.len() && (records < plan.shuffle_buffer || chunks.is_empty()) {
                 let chunk = order[next_chunk] as usize;
                 let count = plan.counts.get(source, chunk, ctx)?;
                 chunks.push(chunk);
@@ -356,9 +355,8 @@ pub fn start(
 ) -> Result<Pipeline> {
     let end = plan.shard.map_or(u64::MAX, |(_, s)| s.batches);
     let mut pipeline = Pipeline::new(first, end, plan.capacity, Arc::clone(&stats));
-    let windows: Arc<BoundedQueue<Result<Arc<Window>>>> = Arc::new(
-        BoundedQueue::new(1).map_err(|e| DataError::InvalidArgument(e.to_string()))?,
-    );
+    let windows: Arc<BoundedQueue<Result<Arc<Window>>>> =
+        Arc::new(BoundedQueue::new(1).map_err(|e| DataError::InvalidArgument(e.to_string()))?);
     {
         let windows = Arc::clone(&windows);
         pipeline.on_stop(Box::new(move || {
@@ -418,7 +416,9 @@ pub fn start(
                 if failure.is_some() || exhausted {
                     break;
                 }
-                let Some(window) = current.as_ref() else { break };
+                let Some(window) = current.as_ref() else {
+                    break;
+                };
                 let offset = position - window.start;
                 let Some(&row) = window.perm.get(offset as usize) else {
                     continue; // a hole left by a skipped row
@@ -438,8 +438,10 @@ pub fn start(
                 queue.close();
                 break;
             }
-            let refs: Vec<(&Dataset, &[u64])> =
-                pieces.iter().map(|(w, r)| (&w.data, r.as_slice())).collect();
+            let refs: Vec<(&Dataset, &[u64])> = pieces
+                .iter()
+                .map(|(w, r)| (&w.data, r.as_slice()))
+                .collect();
             let batch = spec.build(ticket, &refs, &mut scratch);
             stats.add_gather(started.elapsed());
             queue.put(ticket, batch);

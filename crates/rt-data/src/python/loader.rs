@@ -37,9 +37,9 @@ fn lock(shared: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
 }
 
 fn transform_from_py(item: &Bound<'_, PyAny>) -> PyResult<Transform> {
-    let (name, params): (String, Bound<'_, PyDict>) = item.extract().map_err(|_| {
-        PyTypeError::new_err("a transform must be given as (name, {param: value})")
-    })?;
+    let (name, params): (String, Bound<'_, PyDict>) = item
+        .extract()
+        .map_err(|_| PyTypeError::new_err("a transform must be given as (name, {param: value})"))?;
     let list = |key: &str| -> PyResult<Option<Vec<f64>>> {
         match params.get_item(key)? {
             None => Ok(None),
@@ -236,7 +236,13 @@ impl PyLoader {
 
     /// Starts epoch `epoch` at batch `first_batch`, with `samples` already yielded.
     #[pyo3(signature = (epoch, first_batch=0, samples=0))]
-    fn epoch(&self, py: Python<'_>, epoch: u64, first_batch: u64, samples: u64) -> PyResult<PyEpoch> {
+    fn epoch(
+        &self,
+        py: Python<'_>,
+        epoch: u64,
+        first_batch: u64,
+        samples: u64,
+    ) -> PyResult<PyEpoch> {
         let loader = Arc::clone(&self.loader);
         let pipeline = py
             .detach(move || loader.start(epoch, first_batch, &CancelToken::new()))

@@ -119,12 +119,7 @@ impl TensorSource {
     }
 }
 
-fn copy_rows(
-    column: &Column,
-    from: usize,
-    rows: usize,
-    dest: &mut RowsMut<'_>,
-) -> Result<()> {
+fn copy_rows(column: &Column, from: usize, rows: usize, dest: &mut RowsMut<'_>) -> Result<()> {
     let matrix = column.matrix();
     let (a, b) = (from * column.width, (from + rows) * column.width);
     let mismatch = || DataError::InvalidArgument("internal: tensor chunk out of range".to_owned());
