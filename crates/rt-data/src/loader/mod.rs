@@ -19,6 +19,8 @@ pub mod sharding;
 pub mod state;
 pub mod stats;
 pub mod stream;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 

@@ -110,9 +110,24 @@ impl<T> Reorder<T> {
         self.arrived.notify_all();
     }
 
-    /// Stops everything: builders get no more tickets, the consumer gets `Finished`.
+    /// Stops everything: builders get no more tickets, batches not yet taken are dropped
+    /// (freeing their memory), the consumer gets `Finished`.
     pub fn close(&self) {
-        self.lock().closed = true;
+        let mut st = self.lock();
+        st.closed = true;
+        let dropped = std::mem::take(&mut st.ready);
+        drop(st);
+        drop(dropped);
+        self.arrived.notify_all();
+        self.space.notify_all();
+    }
+
+    /// Ends the run at ticket `end` (when a producer finds the data ends earlier than
+    /// planned): items before it are still delivered, then `Finished`.
+    pub fn finish_at(&self, end: u64) {
+        let mut st = self.lock();
+        st.end = st.end.min(end);
+        drop(st);
         self.arrived.notify_all();
         self.space.notify_all();
     }

@@ -435,7 +435,7 @@ pub fn start(
             let rows: usize = pieces.iter().map(|(_, r)| r.len()).sum();
             let unknown_end = plan.shard.is_none();
             if exhausted && unknown_end && (rows == 0 || (plan.drop_last && rows < wanted)) {
-                queue.close();
+                queue.finish_at(ticket);
                 break;
             }
             let refs: Vec<(&Dataset, &[u64])> = pieces
@@ -446,7 +446,7 @@ pub fn start(
             stats.add_gather(started.elapsed());
             queue.put(ticket, batch);
             if exhausted && unknown_end {
-                queue.close();
+                queue.finish_at(ticket + 1);
                 break;
             }
         }
