@@ -237,3 +237,32 @@ def test_requires_grad_inputs_are_read_through_detach():
     (batch,) = list(rd.DataLoader(X, batch_size=6))
     assert not batch.requires_grad
     assert torch.equal(batch, X.detach())
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SIGALRM and /proc")
+def test_ctrl_c_while_waiting_interrupts_promptly_and_joins_threads():
+    import signal
+
+    X = torch.randn(400_000, 16)
+    chain = [rd.FillNaN(0.0), rd.Clip(-3.0, 3.0), rd.Standardize(mean=0.0, std=1.0)]
+    loader = rd.DataLoader(X, batch_size=100_000, prefetch=1, num_threads=1, transform=chain)
+    list(loader)
+    baseline = thread_count()
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.05)
+        start = time.perf_counter()
+        with pytest.raises(KeyboardInterrupt):
+            for _ in range(10_000):
+                for _ in loader:
+                    pass
+        assert time.perf_counter() - start < 2.0
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    gc.collect()
+    assert thread_count() == baseline
