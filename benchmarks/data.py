@@ -19,6 +19,7 @@ Usage: python benchmarks/data.py [--rows 1000000] [--rounds 3] [--threads N]
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -29,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _harness import Case, machine_info, report, save  # noqa: E402
+from _harness import Case, machine_info, report, save
 
 FEATURES = 100
 BATCH = 256
@@ -73,7 +74,9 @@ def generate(rows: int) -> dict[str, Path]:
         xs = rng.standard_normal((n, FEATURES), dtype=np.float32)
         ys = rng.integers(0, 10, n, dtype=np.int64)
         X[start : start + n], y[start : start + n] = xs, ys
-        table = pa.table([pa.array(xs[:, i]) for i in range(FEATURES)] + [pa.array(ys)], names=names)
+        table = pa.table(
+            [pa.array(xs[:, i]) for i in range(FEATURES)] + [pa.array(ys)], names=names
+        )
         if writer is None:
             writer = pcsv.CSVWriter(str(tmp_csv), table.schema)
         writer.write_table(table)
@@ -216,13 +219,11 @@ def worker(name: str, rows: int) -> None:
     """Runs one candidate for one epoch and prints its measurements as JSON."""
     import torch  # noqa: F401  (imports are excluded from the timing and from "extra RSS")
 
-    try:
+    with contextlib.suppress(ImportError):
         import rusttorch_data  # noqa: F401
-    except ImportError:
-        pass
     import pandas  # noqa: F401
     import polars  # noqa: F401
-    import pyarrow.csv  # noqa: F401
+    import pyarrow.csv
     import pyarrow.parquet  # noqa: F401
 
     p = paths(rows)
@@ -232,7 +233,7 @@ def worker(name: str, rows: int) -> None:
     first = None
     batches = samples = 0
     checksum = 0
-    for X, y in it:
+    for _features, y in it:
         if first is None:
             first = time.perf_counter() - start
         batches += 1
@@ -262,9 +263,10 @@ def run_candidate(name: str, rows: int, threads: int) -> dict[str, Any] | None:
         MKL_NUM_THREADS=str(threads),
     )
     code = (
-        "import sys, torch, pyarrow; torch.set_num_threads(%d); pyarrow.set_cpu_count(%d); "
-        "pyarrow.set_io_thread_count(%d); sys.path.insert(0, %r); import data; "
-        "data.worker(%r, %d)" % (threads, threads, threads, str(Path(__file__).parent), name, rows)
+        f"import sys, torch, pyarrow; torch.set_num_threads({threads}); "
+        f"pyarrow.set_cpu_count({threads}); pyarrow.set_io_thread_count({threads}); "
+        f"sys.path.insert(0, {str(Path(__file__).parent)!r}); import data; "
+        f"data.worker({name!r}, {rows})"
     )
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     if proc.returncode != 0:
@@ -283,8 +285,10 @@ def main() -> None:
 
     t = time.perf_counter()
     p = generate(args.rows)
-    print(f"data: {p['csv']} ({p['csv'].stat().st_size / 1e9:.2f} GB), ready in "
-          f"{time.perf_counter() - t:.1f} s")
+    print(
+        f"data: {p['csv']} ({p['csv'].stat().st_size / 1e9:.2f} GB), ready in "
+        f"{time.perf_counter() - t:.1f} s"
+    )
     tensor_mib = args.rows * (FEATURES * 4 + 8) / 2**20
     groups = [g for g in GROUPS if not args.only or g in args.only.split(",")]
     names = [n for g in groups for n in GROUPS[g]]
@@ -310,11 +314,16 @@ def main() -> None:
         cases = []
         for name in GROUPS[g]:
             if runs[name]:
-                cases.append(Case(name, fn=lambda: None, samples=[x["seconds"] for x in runs[name]]))
+                cases.append(
+                    Case(name, fn=lambda: None, samples=[x["seconds"] for x in runs[name]])
+                )
         if not any(c.name == BASELINES[g] for c in cases):
             continue
-        rows = report(f"{g}: one shuffled epoch, {args.rows} rows, {args.threads} threads", cases,
-                      BASELINES[g])
+        rows = report(
+            f"{g}: one shuffled epoch, {args.rows} rows, {args.threads} threads",
+            cases,
+            BASELINES[g],
+        )
         for row in rows:
             rs = runs[row["case"]]
             row["first_batch_s_median"] = sorted(x["first_batch_s"] or 0 for x in rs)[len(rs) // 2]
@@ -324,8 +333,10 @@ def main() -> None:
             row["batches"] = rs[0]["batches"]
         print(f"  {'candidate':<46} {'1st batch':>10} {'peak RSS':>10} {'extra/tensor':>13}")
         for row in rows:
-            print(f"  {row['case']:<46} {row['first_batch_s_median'] * 1e3:>8.0f}ms "
-                  f"{row['peak_rss_mib_max']:>7.0f}MiB {row['extra_rss_over_tensor']:>12.2f}x")
+            print(
+                f"  {row['case']:<46} {row['first_batch_s_median'] * 1e3:>8.0f}ms "
+                f"{row['peak_rss_mib_max']:>7.0f}MiB {row['extra_rss_over_tensor']:>12.2f}x"
+            )
         payload["groups"][g] = rows
     # Ratios of rusttorch-data (CSV, memory mode) against every CSV candidate.
     if "CSV" in payload["groups"]:

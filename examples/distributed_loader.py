@@ -30,8 +30,10 @@ def run(rank: int, world_size: int, port: int) -> None:
             dist.all_reduce(step)  # one collective per batch, as a training step would do
         dist.all_reduce(seen)
         if rank == 0:
-            print(f"epoch {epoch}: {len(loader)} batches per rank, every sample seen "
-                  f"{seen.min().item()}..{seen.max().item()} times; stats {loader.stats['samples']}")
+            print(
+                f"epoch {epoch}: {len(loader)} batches per rank, every sample seen "
+                f"{seen.min().item()}..{seen.max().item()} times; stats {loader.stats['samples']}"
+            )
     dist.destroy_process_group()
 
 

@@ -28,7 +28,9 @@ def dataset(rows: int) -> Path:
     import pyarrow as pa
     import pyarrow.csv as pcsv
 
-    root = Path(os.environ.get("RUSTTORCH_DEMO_DATA", Path.home() / ".cache" / "rusttorch" / "demo"))
+    root = Path(
+        os.environ.get("RUSTTORCH_DEMO_DATA", Path.home() / ".cache" / "rusttorch" / "demo")
+    )
     path = root / f"tabular_{rows}x{FEATURES}.csv"
     if path.exists():
         return path
@@ -64,14 +66,18 @@ def train_one_epoch(batches, net: torch.nn.Module) -> tuple[int, float]:
         loss.backward()
         opt.step()
         seen += len(labels)
-        recent = (recent + [loss.item()])[-50:]
+        recent = [*recent, loss.item()][-50:]
     return seen, sum(recent) / max(len(recent), 1)
 
 
 def with_rusttorch(path: Path, batch_size: int) -> tuple[int, float, float]:
     start = time.perf_counter()
     loader = rd.DataLoader(
-        str(path), label="target", batch_size=batch_size, shuffle=True, seed=0,
+        str(path),
+        label="target",
+        batch_size=batch_size,
+        shuffle=True,
+        seed=0,
         transform=rd.Standardize(),
     )
     seen, loss = train_one_epoch(loader, model())
@@ -98,14 +104,21 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=256)
     args = parser.parse_args()
     path = dataset(args.rows)
-    print(f"one epoch of a {FEATURES}-64-{CLASSES} MLP on {path.name}, batch {args.batch_size}, "
-          f"{torch.get_num_threads()} torch threads, {rd.get_num_threads()} rusttorch threads")
+    print(
+        f"one epoch of a {FEATURES}-64-{CLASSES} MLP on {path.name}, batch {args.batch_size}, "
+        f"{torch.get_num_threads()} torch threads, {rd.get_num_threads()} rusttorch threads"
+    )
     results = {}
-    for name, run in (("rusttorch-data", with_rusttorch), ("pandas + torch DataLoader", with_pandas)):
+    for name, run in (
+        ("rusttorch-data", with_rusttorch),
+        ("pandas + torch DataLoader", with_pandas),
+    ):
         seen, loss, seconds = run(path, args.batch_size)
         results[name] = seconds
-        print(f"  {name:<28} {seconds:6.2f} s  {seen / seconds:>10,.0f} samples/s  "
-              f"final loss {loss:.3f}")
+        print(
+            f"  {name:<28} {seconds:6.2f} s  {seen / seconds:>10,.0f} samples/s  "
+            f"final loss {loss:.3f}"
+        )
     ratio = results["pandas + torch DataLoader"] / results["rusttorch-data"]
     print(f"rusttorch-data: {ratio:.1f}x the end-to-end throughput (file to trained epoch)")
 

@@ -64,7 +64,11 @@ def test_drop_and_pad(n, world):
 
 
 def test_ranks_take_contiguous_parts_of_one_global_permutation():
-    whole = [i for _, b in rd.DataLoader(data(40), batch_size=40, shuffle=True, seed=2) for i in b.tolist()]
+    whole = [
+        i
+        for _, b in rd.DataLoader(data(40), batch_size=40, shuffle=True, seed=2)
+        for i in b.tolist()
+    ]
     parts = []
     for rank in range(4):
         _, batches = rank_epoch(40, rank, 4, batch_size=40, shuffle=True, seed=2)
@@ -132,12 +136,25 @@ def test_two_process_gloo_run(tmp_path):
         port = s.getsockname()[1]
     procs = []
     for rank in range(2):
-        env = dict(os.environ, RANK=str(rank), WORLD_SIZE="2", MASTER_ADDR="127.0.0.1",
-                   MASTER_PORT=str(port), RUSTTORCH_NUM_THREADS="1")
-        procs.append(subprocess.Popen([sys.executable, str(script)], env=env,
-                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        env = dict(
+            os.environ,
+            RANK=str(rank),
+            WORLD_SIZE="2",
+            MASTER_ADDR="127.0.0.1",
+            MASTER_PORT=str(port),
+            RUSTTORCH_NUM_THREADS="1",
+        )
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, str(script)],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
     outs = [p.communicate(timeout=120) for p in procs]
-    for p, (_, err) in zip(procs, outs):
+    for p, (_, err) in zip(procs, outs, strict=True):
         assert p.returncode == 0, err
     result = json.loads(outs[0][0].strip().splitlines()[-1])
     epochs = []

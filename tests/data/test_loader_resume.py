@@ -95,7 +95,9 @@ def test_fitted_transforms_are_stored_and_restored():
     state = loader.state_dict()
     name, params = state["transforms"][0]
     assert name == "Standardize"
-    assert torch.allclose(torch.tensor(params["mean"], dtype=torch.float64), X.double().mean(0), atol=1e-5)
+    assert torch.allclose(
+        torch.tensor(params["mean"], dtype=torch.float64), X.double().mean(0), atol=1e-5
+    )
     # A loader given other statistics takes the stored ones.
     other = rd.DataLoader(X, batch_size=50, transform=rd.Standardize(mean=0.0, std=1.0))
     other.load_state_dict(state)

@@ -136,3 +136,13 @@ def test_stream_with_transform_matches_memory():
     fb, _ = next(iter(b))
     assert torch.allclose(fa, fb, atol=1e-9)
     assert torch.allclose(a.transform[0].mean, X.mean(0), atol=1e-9)
+
+
+def test_auto_mode_follows_the_memory_budget():
+    src = source(1000, 100)
+    assert rd.DataLoader(src, memory_budget=1 << 30).mode == "memory"
+    assert rd.DataLoader(src, memory_budget=100).mode == "stream"
+    # In-memory tensors are always served in memory mode.
+    assert rd.DataLoader(torch.zeros(10, 2), memory_budget=0).mode == "memory"
+    with pytest.raises(ValueError):
+        rd.DataLoader(src, memory_budget=-1)

@@ -79,7 +79,9 @@ def test_standardize_given_statistics_and_zero_std():
     out = all_features(rd.DataLoader(X, batch_size=4, transform=rd.Standardize()))
     # A constant column has std 0, which counts as 1: (x - mean) / 1 = 0.
     assert torch.equal(out, torch.zeros(10, 2))
-    out = all_features(rd.DataLoader(X, batch_size=4, transform=rd.Standardize(mean=[0, 1], std=[2, 4])))
+    out = all_features(
+        rd.DataLoader(X, batch_size=4, transform=rd.Standardize(mean=[0, 1], std=[2, 4]))
+    )
     assert torch.allclose(out, torch.tensor([[0.5, 0.0]]).expand(10, 2))
 
 

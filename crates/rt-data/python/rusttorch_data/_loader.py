@@ -303,7 +303,7 @@ class DataLoader:
         return src, None, None, "files"
 
     def _sync_transforms(self) -> None:
-        for t, (_, params) in zip(self._transforms, self._native.transforms()):
+        for t, (_, params) in zip(self._transforms, self._native.transforms(), strict=True):
             t._update(params)
 
     # -- iteration ------------------------------------------------------------------------
@@ -415,7 +415,16 @@ class DataLoader:
             raise ValueError(
                 f"state version {state['version']!r} is not supported (this is {_STATE_VERSION})"
             )
-        keys = ["batch_size", "shuffle", "seed", "drop_last", "rank", "world_size", "uneven", "mode"]
+        keys = [
+            "batch_size",
+            "shuffle",
+            "seed",
+            "drop_last",
+            "rank",
+            "world_size",
+            "uneven",
+            "mode",
+        ]
         if self._options["mode"] == "stream":
             keys.append("shuffle_buffer")
         differ = [
@@ -446,7 +455,9 @@ class DataLoader:
         samples = _int("samples_yielded", state["samples_yielded"], minimum=0)
         total = len(self)
         if batches > total:
-            raise ValueError(f"the state says {batches} batches were yielded, but an epoch has {total}")
+            raise ValueError(
+                f"the state says {batches} batches were yielded, but an epoch has {total}"
+            )
         transforms = state.get("transforms", [])
         if transforms:
             self._native.set_transforms([(name, dict(params)) for name, params in transforms])

@@ -37,7 +37,9 @@ def _values(name: str, value: Any) -> list[float] | None:
     if isinstance(value, (int, float)):
         value = [value]
     if not isinstance(value, Sequence) or isinstance(value, (str, bytes)):
-        raise TypeError(f"{name} must be a number or a sequence of numbers, got {type(value).__name__}")
+        raise TypeError(
+            f"{name} must be a number or a sequence of numbers, got {type(value).__name__}"
+        )
     out = []
     for v in value:
         if isinstance(v, bool) or not isinstance(v, (int, float)):

@@ -113,7 +113,11 @@ fn ids(pipeline: &Pipeline) -> Result<Vec<Vec<i64>>> {
                 };
                 let l = labels.as_slice().to_vec();
                 assert_eq!(
-                    features.as_slice().iter().map(|&f| f as i64).collect::<Vec<_>>(),
+                    features
+                        .as_slice()
+                        .iter()
+                        .map(|&f| f as i64)
+                        .collect::<Vec<_>>(),
                     l
                 );
                 out.push(l);
