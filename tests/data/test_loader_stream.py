@@ -38,9 +38,9 @@ def test_every_sample_once_and_reshuffled_each_epoch():
         assert sorted(e) == list(range(1000))
     assert epochs[0] != epochs[1] != epochs[2] and epochs[0] != list(range(1000))
     assert len(loader) == 63
-    # 28 chunks (27 of 37 rows, then 1) in windows of >= 100 rows: 3 chunks each, and the
-    # last window takes whatever is left of the epoch's chunk order.
-    assert 3 * 9 <= loader.stats["windows"] <= 3 * 10
+    # 28 chunks (27 of 37 rows, then 1); windows ramp up over targets 12, 25, 50 rows (one
+    # chunk each, or two when the 1-row chunk comes first), then >= 100 rows (3 chunks).
+    assert 3 * 9 <= loader.stats["windows"] <= 3 * 12
 
 
 def test_unshuffled_stream_is_the_file_order():
@@ -48,14 +48,17 @@ def test_unshuffled_stream_is_the_file_order():
 
 
 def test_windows_hold_whole_chunks():
-    """Rows are only mixed within windows of consecutive (shuffled) chunks: the first
-    window's positions hold exactly the rows of the chunks it took."""
-    order = ids(stream(n=370, chunk_rows=37, shuffle_buffer=74))  # 2 chunks per window
-    for w in range(5):
-        part = order[74 * w : 74 * (w + 1)]
+    """Rows are only mixed within windows of consecutive (shuffled) chunks: each window's
+    positions hold exactly the rows of the chunks it took. With 37-row chunks and a buffer
+    of 74, the ramp gives windows of 1, 1, 1 chunks, then 2 chunks each."""
+    order = ids(stream(n=37 * 11, chunk_rows=37, shuffle_buffer=74))
+    bounds = [0, 37, 74, 111, 185, 259, 333, 407]
+    for lo, hi in zip(bounds, bounds[1:], strict=False):
+        part = order[lo:hi]
         chunks = {i // 37 for i in part}
-        assert len(chunks) == 2
+        assert len(chunks) == (hi - lo) // 37
         assert sorted(part) == sorted(i for c in chunks for i in range(37 * c, 37 * c + 37))
+        assert part != sorted(part)
 
 
 @pytest.mark.parametrize("threads", [1, 2, 4])

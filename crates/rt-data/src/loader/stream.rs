@@ -2,8 +2,11 @@
 //!
 //! The epoch's global sequence is defined from the data alone:
 //! 1. the chunks are put in the order of `permutation(chunks, seed, epoch, Purpose::Chunks)`;
-//! 2. consecutive chunks of that order form windows of at least `shuffle_buffer` records
-//!    (the last may be smaller), using the chunks' exact record counts;
+//! 2. consecutive chunks of that order form windows, using the chunks' exact record counts:
+//!    window `w` takes chunks until it holds at least `shuffle_buffer >> (3 - w)` records
+//!    for `w < 3` (a ramp of 1/8, 1/4, 1/2 of the buffer, so that the first batch needs
+//!    only a small first window) and `shuffle_buffer` from then on (the last may be
+//!    smaller);
 //! 3. window `w` occupies the positions `[start_w, start_w + records_w)` of the sequence, and
 //!    its decoded rows, permuted with `permutation(rows_w, seed, epoch, w, Purpose::Window)`,
 //!    fill the first of them (rows skipped under `on_error="skip"` leave holes at the end
@@ -113,6 +116,14 @@ pub struct StreamEpoch {
     pub drop_last: bool,
     /// Row errors.
     pub on_error: OnError,
+}
+
+/// Windows before this index are smaller (see the module documentation).
+const RAMP_WINDOWS: u64 = 3;
+
+/// Records window `index` takes at least.
+fn window_target(shuffle_buffer: u64, index: u64) -> u64 {
+    (shuffle_buffer >> RAMP_WINDOWS.saturating_sub(index)).max(1)
 }
 
 /// A decoded window.
@@ -309,7 +320,8 @@ fn run_decoder(
             let mut chunks = Vec::new();
             let mut counts = Vec::new();
             let mut records = 0u64;
-            while next_chunk < order.len() && (records < plan.shuffle_buffer || chunks.is_empty()) {
+            let target = window_target(plan.shuffle_buffer, index);
+            while next_chunk < order.len() && (records < target || chunks.is_empty()) {
                 let chunk = order[next_chunk] as usize;
                 let count = plan.counts.get(source, chunk, ctx)?;
                 chunks.push(chunk);

@@ -218,9 +218,10 @@ fn a_read_error_reaches_the_consumer_after_the_earlier_batches() {
             other => panic!("{other:?}"),
         }
     };
-    // Windows of >= 20 rows: chunks 6 and 7 form the 4th window (rows 60..80); batches of
-    // 8 before position 60 are delivered first.
-    assert_eq!(delivered, 7);
+    // Windows (targets 2, 5, 10, then 20 rows) of 10-row chunks: rows 0..10, 10..20,
+    // 20..30, 30..50, 50..70; the last holds the failing chunk 6, and the 6 batches of 8
+    // before position 50 are delivered first.
+    assert_eq!(delivered, 6);
     assert!(error.to_string().contains("synthetic.csv:62"), "{error}");
 }
 
