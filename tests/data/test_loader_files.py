@@ -1,4 +1,4 @@
-"""DataLoader over files (through the readers' open_source): content equal to what was written, memory
+"""DataLoader over files (through the readers' open_source): the content written, memory
 and stream modes, several files, errors raised at their batch with file and line, skipped
 rows in the stats, empty files, and states refused when a file changed."""
 
@@ -34,7 +34,7 @@ def collect(loader):
 
 
 @pytest.mark.parametrize("mode", ["memory", "stream"])
-def test_csv_content_matches_pandas(tmp_path, mode):
+def test_csv_content_is_what_was_written(tmp_path, mode):
     path = tmp_path / "a.csv"
     features, ids = write_csv(path)
     loader = rd.DataLoader(str(path), label="id", batch_size=64, mode=mode)

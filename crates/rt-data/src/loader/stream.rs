@@ -15,8 +15,9 @@
 //! So the order is a pure function of (seed, epoch, data, shuffle_buffer), the same for any
 //! thread count. A rank serves a contiguous range of positions: it decodes only the windows
 //! that overlap it. One decoder thread reads windows (their chunks in parallel on the shared
-//! pool) into a queue of capacity one; one batcher thread cuts batches from them. At most
-//! three windows are alive (being decoded, queued, being cut), plus the prefetched batches.
+//! pool) into a queue of capacity one; one batcher thread cuts batches from them. Three
+//! windows are alive (being decoded, queued, being cut; four for a moment while a batch
+//! spans two), plus the prefetched batches.
 //!
 //! With one rank and no resume the number of records is not needed, so the first batch
 //! comes as soon as the first window is decoded, without a counting pass over the files.
