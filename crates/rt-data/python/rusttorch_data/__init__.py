@@ -19,9 +19,14 @@ from ._native import ParseError, SchemaError, Source, get_num_threads, set_num_t
 __version__: str = _native.__version__
 
 # -- loader (DataLoader, transforms, tensor sources) ------------------------------------
-from ._loader import DataLoader
-from ._native import tensor_source
-from ._transforms import Clip, FillNaN, MinMaxScale, Normalize, Standardize, Transform
+from ._loader import DataLoader as DataLoader
+from ._native import tensor_source as tensor_source
+from ._transforms import Clip as Clip
+from ._transforms import FillNaN as FillNaN
+from ._transforms import MinMaxScale as MinMaxScale
+from ._transforms import Normalize as Normalize
+from ._transforms import Standardize as Standardize
+from ._transforms import Transform as Transform
 
 _LOADER_EXPORTS = [
     "Clip",
