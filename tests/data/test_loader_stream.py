@@ -3,6 +3,8 @@ shuffle, the same order for any thread count, sharding, resume and drop_last."""
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
 
@@ -53,7 +55,7 @@ def test_windows_hold_whole_chunks():
     of 74, the ramp gives windows of 1, 1, 1 chunks, then 2 chunks each."""
     order = ids(stream(n=37 * 11, chunk_rows=37, shuffle_buffer=74))
     bounds = [0, 37, 74, 111, 185, 259, 333, 407]
-    for lo, hi in zip(bounds, bounds[1:], strict=False):
+    for lo, hi in itertools.pairwise(bounds):
         part = order[lo:hi]
         chunks = {i // 37 for i in part}
         assert len(chunks) == (hi - lo) // 37

@@ -26,7 +26,9 @@ def _thread_env_problem() -> str | None: ...
 
 # -- loader (DataLoader's native side; see _loader.py) ---------------------------------
 
-def tensor_source(features: object, labels: object | None = None, *, chunk_rows: int = 65536) -> Source:
+def tensor_source(
+    features: object, labels: object | None = None, *, chunk_rows: int = 65536
+) -> Source:
     """Serves float32/float64 ``features [N, ...]`` (and int64/float32/float64 ``labels``)
     from memory without a copy."""
 
