@@ -15,7 +15,7 @@ use super::errors::to_py;
 use super::source::PySource;
 use super::tensor_source::tensor_source;
 use crate::loader::{
-    Batch, BatchTensor, Loader, LoaderOptions, Mode, Pipeline, Pop, Progress, Uneven,
+    Batch, BatchTensor, Loader, LoaderOptions, LoaderStats, Mode, Pipeline, Pop, Progress, Uneven,
 };
 use crate::options::OnError;
 use crate::transform::Transform;
@@ -259,7 +259,7 @@ impl PyLoader {
         Ok(PyEpoch {
             pipeline: Some(pipeline),
             shared: Arc::clone(&self.shared),
-            loader: Arc::clone(&self.loader),
+            stats: Arc::clone(self.loader.stats_handle()),
         })
     }
 
@@ -297,8 +297,10 @@ impl PyLoader {
             .iter()
             .map(|t| transform_from_py(&t))
             .collect::<PyResult<Vec<_>>>()?;
+        // Only short-lived calls (len, num_samples) share the loader; running epochs hold
+        // their own copy of the batch spec and keep the old parameters.
         let loader = Arc::get_mut(&mut self.loader).ok_or_else(|| {
-            PyValueError::new_err("cannot change transforms while an epoch is being iterated")
+            PyValueError::new_err("cannot change transforms while the loader is in use")
         })?;
         loader.set_transforms(list).map_err(to_py)
     }
@@ -333,7 +335,7 @@ impl PyLoader {
 pub struct PyEpoch {
     pipeline: Option<Pipeline>,
     shared: Arc<Mutex<Shared>>,
-    loader: Arc<Loader>,
+    stats: Arc<LoaderStats>,
 }
 
 impl PyEpoch {
@@ -351,7 +353,7 @@ impl PyEpoch {
             Some(labels) => PyTuple::new(py, [features, tensor_to_torch(py, labels)?])?.into_any(),
             None => features,
         };
-        self.loader.stats_handle().add_batch(rows);
+        self.stats.add_batch(rows);
         {
             let mut shared = lock(&self.shared);
             shared.progress.batches = batch.index + 1;
