@@ -4,6 +4,7 @@
 pub mod errors;
 pub mod loader;
 pub mod readers;
+pub mod shared;
 pub mod source;
 pub mod tensor_source;
 

@@ -1,1 +1,0 @@
-//! The readers: one [`Source`](crate::Source) per file format.
