@@ -286,12 +286,7 @@ class DataLoader:
         try:
             from ._readers import open_source  # the readers' entry point
         except ImportError:
-            open_source = None
-        if open_source is None:
-            raise TypeError(
-                f"cannot open {type(source).__name__} sources: this build has no file readers; "
-                "pass tensors, arrays or an opened Source"
-            )
+            open_source = _open_files
         src = open_source(
             source,
             features=features,
@@ -478,6 +473,79 @@ class DataLoader:
             f"rank={o['rank']}, world_size={o['world_size']}, uneven={o['uneven']!r}, "
             f"source={self._source!r})"
         )
+
+
+_CSV_SUFFIXES = (".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz", ".txt.gz")
+_PARQUET_SUFFIXES = (".parquet", ".pq")
+_IPC_SUFFIXES = (".arrow", ".feather", ".ipc")
+
+
+def _open_files(
+    source: Any,
+    *,
+    features: Any = None,
+    label: Any = None,
+    on_error: str = "raise",
+    max_errors: int | None = None,
+    **options: Any,
+) -> Any:
+    """Used only while the readers' ``open_source`` is absent from this build: paths, globs
+    and lists of paths of one format, or Arrow data, through the native ``open_*``.
+    (``on_error``/``max_errors`` act through the loader's error budget.)"""
+    import glob
+
+    del on_error, max_errors
+    columns = {"features": features, "label": label, **options}
+    if hasattr(source, "__arrow_c_stream__"):
+        return _native.open_arrow(source, **columns)
+    items = [source] if isinstance(source, (str, os.PathLike)) else source
+    if not isinstance(items, (list, tuple)) or not items:
+        raise TypeError(
+            "source must be a path, a glob, a non-empty list of paths, Arrow data, an opened "
+            f"Source, or tensors X / (X, y); got {type(source).__name__}"
+        )
+    paths: list[str] = []
+    for item in items:
+        if not isinstance(item, (str, os.PathLike)):
+            raise TypeError(f"paths must be str or os.PathLike, got {type(item).__name__}")
+        text = os.fspath(item)
+        if any(c in text for c in "*?["):
+            matched = sorted(glob.glob(text))
+            if not matched:
+                raise FileNotFoundError(2, f"no file matches {text!r}", text)
+            paths += matched
+        else:
+            paths.append(text)
+    kinds = set()
+    for p in paths:
+        lower = p.lower()
+        if lower.endswith(_CSV_SUFFIXES):
+            kinds.add("csv")
+        elif lower.endswith(_PARQUET_SUFFIXES):
+            kinds.add("parquet")
+        elif lower.endswith(_IPC_SUFFIXES):
+            kinds.add("ipc")
+        elif lower.endswith(".npy"):
+            kinds.add("npy")
+        else:
+            raise ValueError(
+                f"cannot tell the format of {p!r} from its name (.csv, .tsv, .parquet, .arrow, "
+                ".feather, .npy, optionally .gz for text)"
+            )
+    if len(kinds) != 1:
+        raise ValueError(f"all files of one source must have one format, got {sorted(kinds)}")
+    kind = kinds.pop()
+    if kind == "csv":
+        if all(p.lower().endswith((".tsv", ".tsv.gz")) for p in paths):
+            columns.setdefault("delimiter", "\t")
+        return _native.open_csv(paths, **columns)
+    if kind == "parquet":
+        return _native.open_parquet(paths, **columns)
+    if kind == "ipc":
+        return _native.open_ipc(paths, **columns)
+    if len(paths) != 1:
+        raise ValueError(".npy sources take one file (labels: labels=<path>)")
+    return _native.open_npy(paths[0], **columns)
 
 
 def _normalize(value: Any) -> Any:
