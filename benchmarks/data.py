@@ -162,12 +162,12 @@ def candidate_rusttorch(p, fmt: str, mode: str):
     import rusttorch_data as rd
 
     if fmt == "npy":
-        import numpy as np
-
-        # The .npy reader maps the file; labels come from their own file.
-        X = rd.read_npy(str(p["npy_x"])) if hasattr(rd, "read_npy") else np.load(p["npy_x"])
-        y = np.load(p["npy_y"])
-        return iter(rd.DataLoader((X, y), batch_size=BATCH, shuffle=True, seed=0))
+        # Memory-mapped and served in place (the .npy reader's resident dataset).
+        return iter(
+            rd.DataLoader(
+                str(p["npy_x"]), labels=str(p["npy_y"]), batch_size=BATCH, shuffle=True, seed=0
+            )
+        )
     return iter(
         rd.DataLoader(str(p[fmt]), label="label", batch_size=BATCH, shuffle=True, seed=0, mode=mode)
     )
