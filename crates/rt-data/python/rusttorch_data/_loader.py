@@ -154,7 +154,14 @@ class DataLoader:
     ``mode``: ``"memory"`` decodes everything once and shuffles globally; ``"stream"`` reads
     windows of about ``shuffle_buffer`` records in a shuffled chunk order each epoch, with
     bounded memory; ``"auto"`` picks memory when the decoded data fits ``memory_budget``
-    (default: half the available RAM).
+    (default: half the available RAM). With several ranks, stream mode counts the records
+    once (cached) to cut the epoch into equal parts.
+
+    ``num_threads`` threads gather batches in memory mode; decoding (materializing, stream
+    windows, fitting transforms) runs on the shared pool sized by ``set_num_threads`` /
+    ``RUSTTORCH_NUM_THREADS``. ``prefetch`` batches (and at most ``prefetch_bytes``) are
+    built ahead of the consumer. ``transform``: one transform or a list, applied to feature
+    batches in the worker threads. Extra keyword arguments go to the file readers.
     """
 
     def __init__(
