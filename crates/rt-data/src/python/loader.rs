@@ -8,7 +8,6 @@ use std::time::Duration;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
-use rt_view::cancel::CancelToken;
 use rt_view::python::{owned_to_torch, run_interruptible};
 
 use super::errors::to_py;
@@ -243,9 +242,10 @@ impl PyLoader {
         first_batch: u64,
         samples: u64,
     ) -> PyResult<PyEpoch> {
+        // Starting may count every chunk (several ranks, or a resume in stream mode): let
+        // Ctrl-C stop it.
         let loader = Arc::clone(&self.loader);
-        let pipeline = py
-            .detach(move || loader.start(epoch, first_batch, &CancelToken::new()))
+        let pipeline = run_interruptible(py, move |cancel| loader.start(epoch, first_batch, cancel))?
             .map_err(to_py)?;
         {
             let mut shared = lock(&self.shared);
