@@ -245,8 +245,9 @@ impl PyLoader {
         // Starting may count every chunk (several ranks, or a resume in stream mode): let
         // Ctrl-C stop it.
         let loader = Arc::clone(&self.loader);
-        let pipeline = run_interruptible(py, move |cancel| loader.start(epoch, first_batch, cancel))?
-            .map_err(to_py)?;
+        let pipeline =
+            run_interruptible(py, move |cancel| loader.start(epoch, first_batch, cancel))?
+                .map_err(to_py)?;
         {
             let mut shared = lock(&self.shared);
             shared.progress = Progress {
