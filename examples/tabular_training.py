@@ -90,7 +90,7 @@ def with_pandas(path: Path, batch_size: int) -> tuple[int, float, float]:
 
     start = time.perf_counter()
     df = pd.read_csv(path)
-    X = torch.from_numpy(df.drop(columns="target").to_numpy(dtype=np.float32))
+    X = torch.from_numpy(df.drop(columns="target").to_numpy(dtype=np.float32).copy())
     y = torch.from_numpy(df["target"].to_numpy(dtype=np.int64))
     X = (X - X.mean(0)) / X.std(0, unbiased=False)
     loader = DataLoader(TensorDataset(X, y), batch_size=batch_size, shuffle=True)
