@@ -10,6 +10,8 @@ import textwrap
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import rusttorch_data as rd
 
@@ -165,3 +167,51 @@ def test_two_process_gloo_run(tmp_path):
         assert not set(ids0) & set(ids1)
         epochs.append(ids0 + ids1)
     assert epochs[0] != epochs[1]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    n=st.integers(0, 300),
+    world=st.integers(1, 4),
+    batch_size=st.integers(1, 40),
+    uneven=st.sampled_from(["even_batches", "drop", "pad"]),
+    mode=st.sampled_from(["memory", "stream"]),
+    stop_fraction=st.floats(0, 1),
+    seed=st.integers(0, 2**32),
+)
+def test_exactly_once_across_ranks_and_resume_points(
+    n, world, batch_size, uneven, mode, stop_fraction, seed
+):
+    """Every rank stops at some batch, saves its state, and a fresh loader resumes it: the
+    union over ranks is each sample exactly once (even_batches), or the policy's share."""
+    X, y = data(n)
+    src = rd.tensor_source(X, y, chunk_rows=17)
+    kw = dict(
+        batch_size=batch_size,
+        shuffle=True,
+        seed=seed,
+        uneven=uneven,
+        mode=mode,
+        world_size=world,
+        shuffle_buffer=40,
+    )
+    seen, lens = [], set()
+    for rank in range(world):
+        loader = rd.DataLoader(src, rank=rank, **kw)
+        lens.add(len(loader))
+        it = iter(loader)
+        stop = int(stop_fraction * len(loader))
+        for _ in range(stop):
+            seen += next(it)[1].tolist()
+        state = loader.state_dict()
+        del it
+        resumed = rd.DataLoader(src, rank=rank, **kw)
+        resumed.load_state_dict(state)
+        seen += [i for _, b in resumed for i in b.tolist()]
+    assert len(lens) == 1
+    if uneven == "even_batches":
+        assert sorted(seen) == list(range(n))
+    elif uneven == "drop":
+        assert len(seen) == len(set(seen)) == n - n % world
+    else:
+        assert set(seen) == set(range(n)) and len(seen) == -(-n // world) * world
