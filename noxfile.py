@@ -155,8 +155,7 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def demo(session: nox.Session) -> None:
-    """Build and install everything, run examples/zero_copy_demo.py, then train an epoch
-    from a generated CSV with rusttorch-data next to pandas + DataLoader."""
+    """Build and install everything; run zero_copy_demo.py, then tabular_training.py (examples/)."""
     wheels = _build_wheels(session)
     session.install(TORCH, "numpy", "pyarrow", "pandas")
     _install_wheels(session, wheels.values())

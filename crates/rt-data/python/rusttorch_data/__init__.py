@@ -28,26 +28,23 @@ from ._transforms import Normalize as Normalize
 from ._transforms import Standardize as Standardize
 from ._transforms import Transform as Transform
 
-_LOADER_EXPORTS = [
+# -- end loader ------------------------------------------------------------------------
+
+__all__ = [
     "Clip",
     "DataLoader",
     "FillNaN",
     "MinMaxScale",
     "Normalize",
-    "Standardize",
-    "Transform",
-    "tensor_source",
-]
-# -- end loader ------------------------------------------------------------------------
-
-__all__ = [
     "ParseError",
     "SchemaError",
     "Source",
+    "Standardize",
+    "Transform",
     "__version__",
     "get_num_threads",
     "set_num_threads",
-    *_LOADER_EXPORTS,
+    "tensor_source",
 ]
 
 # A fork copies no threads: the child must build its own pool (rt-view's threads module).

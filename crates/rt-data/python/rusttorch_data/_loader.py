@@ -13,6 +13,7 @@ built by Rust threads.
 
 from __future__ import annotations
 
+import importlib
 import os
 import weakref
 from collections.abc import Iterator
@@ -235,7 +236,7 @@ class DataLoader:
             transforms=[t._spec() for t in self._transforms],
         )
         self._sync_transforms()
-        self._options = {
+        self._options: dict[str, Any] = {
             "batch_size": batch_size,
             "shuffle": shuffle,
             "seed": seed,
@@ -290,9 +291,12 @@ class DataLoader:
                 "a tuple source must be (features, labels) tensors or arrays; pass a list for "
                 "several files"
             )
+        # The readers' entry point when this build has it (looked up at run time, so that the
+        # loader does not depend on the readers' Python module to import).
         try:
-            from ._readers import open_source  # the readers' entry point
-        except ImportError:
+            readers = importlib.import_module(f"{__package__}._readers")
+            open_source = readers.open_source
+        except (ImportError, AttributeError):
             open_source = _open_files
         src = open_source(
             source,
@@ -487,6 +491,11 @@ _PARQUET_SUFFIXES = (".parquet", ".pq")
 _IPC_SUFFIXES = (".arrow", ".feather", ".ipc")
 
 
+def _reader(name: str) -> Any:
+    """A native ``open_*`` function (looked up by name: they belong to the readers' stubs)."""
+    return getattr(_native, name)
+
+
 def _open_files(
     source: Any,
     *,
@@ -504,7 +513,7 @@ def _open_files(
     del on_error, max_errors
     columns = {"features": features, "label": label, **options}
     if hasattr(source, "__arrow_c_stream__"):
-        return _native.open_arrow(source, **columns)
+        return _reader("open_arrow")(source, **columns)
     items = [source] if isinstance(source, (str, os.PathLike)) else source
     if not isinstance(items, (list, tuple)) or not items:
         raise TypeError(
@@ -545,14 +554,14 @@ def _open_files(
     if kind == "csv":
         if all(p.lower().endswith((".tsv", ".tsv.gz")) for p in paths):
             columns.setdefault("delimiter", "\t")
-        return _native.open_csv(paths, **columns)
+        return _reader("open_csv")(paths, **columns)
     if kind == "parquet":
-        return _native.open_parquet(paths, **columns)
+        return _reader("open_parquet")(paths, **columns)
     if kind == "ipc":
-        return _native.open_ipc(paths, **columns)
+        return _reader("open_ipc")(paths, **columns)
     if len(paths) != 1:
         raise ValueError(".npy sources take one file (labels: labels=<path>)")
-    return _native.open_npy(paths[0], **columns)
+    return _reader("open_npy")(paths[0], **columns)
 
 
 def _normalize(value: Any) -> Any:

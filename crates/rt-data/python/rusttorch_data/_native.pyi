@@ -1,5 +1,7 @@
 """Typed stubs of the rusttorch_data._native extension module."""
 
+import typing
+
 __version__: str
 
 class ParseError(ValueError): ...
@@ -32,6 +34,7 @@ def tensor_source(
     """Serves float32/float64 ``features [N, ...]`` (and int64/float32/float64 ``labels``)
     from memory without a copy."""
 
+@typing.final
 class _Epoch:
     def __iter__(self) -> _Epoch: ...
     def __next__(self) -> object: ...
@@ -41,9 +44,10 @@ class _Epoch:
     @property
     def batches(self) -> int | None: ...
 
+@typing.final
 class _Loader:
-    def __init__(
-        self,
+    def __new__(
+        cls,
         source: Source,
         *,
         batch_size: int,
@@ -63,7 +67,7 @@ class _Loader:
         feature_shape: list[int] | None = None,
         label_shape: list[int] | None = None,
         transforms: list[tuple[str, dict[str, object]]] | None = None,
-    ) -> None: ...
+    ) -> _Loader: ...
     def __len__(self) -> int: ...
     def num_samples(self) -> int: ...
     def shard(self) -> tuple[int, int, int, int, int, int]: ...

@@ -293,8 +293,8 @@ impl PyLoader {
     }
 
     /// Replaces the transforms' parameters (from a state_dict).
-    fn set_transforms(&mut self, list: &Bound<'_, PyList>) -> PyResult<()> {
-        let list = list
+    fn set_transforms(&mut self, transforms: &Bound<'_, PyList>) -> PyResult<()> {
+        let list = transforms
             .iter()
             .map(|t| transform_from_py(&t))
             .collect::<PyResult<Vec<_>>>()?;

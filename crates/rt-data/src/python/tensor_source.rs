@@ -19,8 +19,9 @@ use crate::source::{
     SharedBytes, Source, check_destination,
 };
 
-/// Rows per chunk when the tensors are read chunk by chunk (stream mode, `read_into`).
-const DEFAULT_CHUNK_ROWS: usize = 1 << 16;
+/// Rows per chunk when the tensors are read chunk by chunk (stream mode, `read_into`); the
+/// default of `tensor_source(chunk_rows=...)`, spelled out in its signature.
+pub const DEFAULT_CHUNK_ROWS: usize = 1 << 16;
 
 /// A contiguous CPU buffer of a Python object, kept alive by a reference to it.
 #[derive(Debug)]
@@ -193,7 +194,8 @@ impl Source for TensorSource {
 /// float32/float64 tensor or array `[N, ...]`; `labels`: int64/float32/float64 `[N, ...]`;
 /// `chunk_rows`: rows per chunk when read chunk by chunk (stream mode).
 #[pyfunction]
-#[pyo3(signature = (features, labels=None, *, chunk_rows=DEFAULT_CHUNK_ROWS))]
+// The default is written out (= DEFAULT_CHUNK_ROWS) so that the text signature shows it.
+#[pyo3(signature = (features, labels=None, *, chunk_rows=65536))]
 pub fn tensor_source(
     features: &Bound<'_, PyAny>,
     labels: Option<&Bound<'_, PyAny>>,
@@ -253,4 +255,12 @@ pub fn tensor_source(
             chunk_rows,
         }),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_signature_spells_out_the_default() {
+        assert_eq!(super::DEFAULT_CHUNK_ROWS, 65536);
+    }
 }
