@@ -152,3 +152,27 @@ def test_parquet_memory_and_stream_agree(tmp_path):
     assert torch.equal(Xa, Xb) and torch.equal(ya, yb)
     assert ya.tolist() == ids.tolist()
     assert torch.equal(Xa, torch.from_numpy(features))
+
+
+def test_arrow_table_and_features_only(tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    features, ids = write_csv(tmp_path / "x.csv", n=300)
+    columns = [pa.array(features[:, i]) for i in range(4)] + [pa.array(ids)]
+    table = pa.table(columns, names=["x0", "x1", "x2", "x3", "id"])
+    X, y = collect(rd.DataLoader(table, label="id", batch_size=64, shuffle=True, seed=2))
+    order = y.argsort()
+    assert torch.equal(y[order], torch.from_numpy(ids))
+    assert torch.equal(X[order], torch.from_numpy(features))
+    # Without a label, batches are the features alone (every column here, id included).
+    batches = list(rd.DataLoader(str(tmp_path / "x.csv"), batch_size=100))
+    assert all(isinstance(b, torch.Tensor) for b in batches)
+    assert torch.cat(batches).shape == (300, 5)
+
+
+def test_file_errors_name_the_path(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        rd.DataLoader(str(tmp_path / "missing.csv"))
+    with pytest.raises(FileNotFoundError):
+        rd.DataLoader(str(tmp_path / "nothing*.csv"))
+    with pytest.raises(ValueError, match="format"):
+        rd.DataLoader(str(tmp_path / "data.xyz"))
