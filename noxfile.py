@@ -41,6 +41,7 @@ CRATES: tuple[Crate, ...] = (
     Crate("crates/rt-view", "rusttorch-view", "rusttorch_view", "tests/view"),
     Crate("crates/rt-queue", "rusttorch-queue", "rusttorch_queue", "tests/queue"),
     Crate("crates/rt-simd", "rusttorch-simd", "rusttorch_simd", "tests/simd"),
+    Crate("crates/rt-sparse", "rusttorch-sparse", "rusttorch_sparse", "tests/sparse"),
     Crate("crates/rt-data", "rusttorch-data", "rusttorch_data", "tests/data"),
 )
 

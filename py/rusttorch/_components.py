@@ -35,7 +35,7 @@ class Component(NamedTuple):
 COMPONENTS: tuple[Component, ...] = (
     Component("view", released=True),
     Component("simd", released=True),
-    Component("sparse", released=False),
+    Component("sparse", released=True),
     Component("fused", released=False),
     Component("data", released=False),
     Component("queue", released=True),

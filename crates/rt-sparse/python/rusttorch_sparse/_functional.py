@@ -1,0 +1,204 @@
+"""The kernels as functions on matrices and tensors. Each calls the compiled kernel
+directly (a few microseconds of overhead) and goes through the ``rusttorch_sparse::``
+custom ops only when it must: while ``torch.compile`` traces, or when autograd has to
+record the call."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from . import _native, _ops
+from ._matrix import CooMatrix, CscMatrix, CsrMatrix
+
+_is_compiling = torch.compiler.is_compiling
+_REDUCES = ("sum", "mean", "max", "min")
+
+
+def _needs_op(*tensors: Tensor | None) -> bool:
+    if _is_compiling():
+        return True
+    if not torch.is_grad_enabled():
+        return False
+    return any(t is not None and t.requires_grad for t in tensors)
+
+
+def _csr(a: Any) -> CsrMatrix:
+    if isinstance(a, CsrMatrix):
+        return a
+    if isinstance(a, (CscMatrix, CooMatrix)):
+        return a.to_csr()
+    if isinstance(a, Tensor):
+        return CsrMatrix.from_torch(a)
+    raise TypeError(
+        f"expected a CsrMatrix, CscMatrix, CooMatrix or torch tensor, got {type(a).__name__}"
+    )
+
+
+def _check_reduce(reduce: str) -> None:
+    if reduce not in _REDUCES:
+        raise ValueError(f"reduce must be one of {', '.join(map(repr, _REDUCES))}, got {reduce!r}")
+
+
+def spmm(a: CsrMatrix, x: Tensor, reduce: str = "sum") -> Tensor:
+    """``A @ X`` with a reduction over each row's entries: ``out[i] = reduce_j A[i, j] * X[j]``.
+
+    ``reduce`` is ``"sum"`` (the matrix product), ``"mean"``, ``"max"`` or ``"min"`` (GNN
+    aggregation). Rows without entries give 0 for every reduction, as in torch_scatter and
+    PyG. NaN propagates. ``X`` may be 1-D (SpMV). Differentiable with respect to ``X`` and
+    to ``a.values``.
+
+    >>> import torch, rusttorch_sparse as rs
+    >>> a = rs.CsrMatrix.from_coo(torch.tensor([0, 0, 1]), torch.tensor([0, 1, 1]), None, (3, 2))
+    >>> rs.spmm(a, torch.tensor([[1.0], [3.0]]), reduce="mean").flatten().tolist()
+    [2.0, 3.0, 0.0]
+    """
+    a = _csr(a)
+    _check_reduce(reduce)
+    if not isinstance(x, Tensor):
+        raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+    if _needs_op(a.values, x):
+        return _ops.spmm_op(a.crow, a.col, a.values, x, a.shape[0], a.shape[1], reduce)  # type: ignore[no-any-return]
+    return _native.spmm(a.crow, a.col, a.values.detach(), x.detach(), a.shape, reduce)
+
+
+def spmv(a: CsrMatrix, x: Tensor) -> Tensor:
+    """``A @ x`` for a vector ``x``."""
+    if x.dim() != 1:
+        raise ValueError(f"spmv: x must be 1-dimensional, got shape {tuple(x.shape)}")
+    return spmm(a, x)
+
+
+def sddmm(pattern: CsrMatrix, q: Tensor, k: Tensor, scale: float = 1.0) -> CsrMatrix:
+    """The values of ``scale * Q @ K^T`` at ``pattern``'s stored positions, as a matrix with
+    that pattern; the dense product is never formed. Differentiable in ``q`` and ``k``."""
+    p = _csr(pattern)
+    if _needs_op(q, k):
+        v = _ops.sddmm_op(p.crow, p.col, q, k, p.shape[0], p.shape[1], float(scale))
+    else:
+        v = _native.sddmm(p.crow, p.col, q.detach(), k.detach(), p.shape, float(scale))
+    return CsrMatrix._trusted(p.crow, p.col, v, p.shape)
+
+
+def sparse_softmax(a: CsrMatrix) -> CsrMatrix:
+    """Softmax over the stored entries of each row (absent entries count as -inf); empty
+    rows stay empty. Differentiable in ``a.values``."""
+    a = _csr(a)
+    if _needs_op(a.values):
+        v = _ops.softmax_op(a.crow, a.col, a.values, a.shape[0], a.shape[1])
+    else:
+        v = _native.softmax(a.crow, a.col, a.values.detach(), a.shape)
+    return CsrMatrix._trusted(a.crow, a.col, v, a.shape)
+
+
+def spgemm(
+    a: CsrMatrix,
+    b: CsrMatrix,
+    max_nnz: int = _native.DEFAULT_MAX_NNZ,
+    *,
+    sort_indices: bool = False,
+) -> CsrMatrix:
+    """``A @ B`` for two sparse matrices (Gustavson, two-phase, parallel over rows).
+
+    ``ValueError`` before allocating when the product would hold more than ``max_nnz``
+    entries. Columns within a row come in first-touched order, as SciPy and MKL return
+    them; ``sort_indices=True`` sorts them (a sort per row, which can cost more than the
+    product on power-law graphs). Not differentiable."""
+    a, b = _csr(a), _csr(b)
+    if a.index_dtype != b.index_dtype:
+        a = CsrMatrix._trusted(a.crow.long(), a.col.long(), a.values, a.shape)
+        b = CsrMatrix._trusted(b.crow.long(), b.col.long(), b.values, b.shape)
+    crow, col, values = _native.spgemm(
+        a.crow,
+        a.col,
+        a.values.detach(),
+        a.shape,
+        b.crow,
+        b.col,
+        b.values.detach(),
+        b.shape,
+        max_nnz,
+        sort_indices,
+    )
+    return CsrMatrix._trusted(crow, col, values, (a.shape[0], b.shape[1]))
+
+
+def sparse_attention(
+    q: Tensor, k: Tensor, v: Tensor, pattern: CsrMatrix, scale: float | None = None
+) -> Tensor:
+    """``softmax(scale * Q K^T at pattern) @ V``, fused: scores exist one row at a time, never
+    as an ``n x n`` matrix. ``q`` is ``[n, d]`` (or ``[..., n, d]``, looped over leading
+    dimensions), ``k`` ``[m, d]``, ``v`` ``[m, dv]``; ``pattern`` is ``n x m`` (its values
+    are ignored). ``scale`` defaults to ``1/sqrt(d)``. Rows without entries give 0.
+    Differentiable in ``q``, ``k`` and ``v``."""
+    p = _csr(pattern)
+    if scale is None:
+        scale = 1.0 / math.sqrt(q.shape[-1])
+    if q.dim() > 2:
+        if k.dim() != q.dim() or v.dim() != q.dim():
+            raise ValueError("q, k and v must have the same number of dimensions")
+        lead = q.shape[:-2]
+        qf, kf, vf = (t.reshape(-1, *t.shape[-2:]) for t in (q, k, v))
+        outs = [
+            sparse_attention(qi, ki, vi, p, scale) for qi, ki, vi in zip(qf, kf, vf, strict=True)
+        ]
+        return torch.stack(outs).reshape(*lead, p.shape[0], v.shape[-1])
+    if _needs_op(q, k, v):
+        out: Tensor = _ops.sparse_attention_op(
+            p.crow, p.col, q, k, v, p.shape[0], p.shape[1], float(scale)
+        )
+        return out
+    return _native.sparse_attention(
+        p.crow, p.col, q.detach(), k.detach(), v.detach(), p.shape, float(scale)
+    )
+
+
+def gather_scatter(
+    x: Tensor, src: Tensor, dst: Tensor, reduce: str = "sum", num_nodes: int | None = None
+) -> Tensor:
+    """Message passing: ``out[n] = reduce over edges e with dst[e] == n of x[src[e]]``.
+
+    ``num_nodes`` defaults to ``x.shape[0]``. Nodes without incoming edges get 0 for every
+    reduction (torch_scatter/PyG semantics, not -inf/+inf); NaN propagates. Equal to
+    ``torch.zeros(num_nodes, d).index_add_(0, dst, x[src])`` for ``"sum"`` and to
+    ``scatter_reduce(..., include_self=False)`` for the others, without materializing
+    ``x[src]``. Differentiable in ``x``.
+    """
+    _check_reduce(reduce)
+    n = x.shape[0] if num_nodes is None else int(num_nodes)
+    if _needs_op(x):
+        a = CsrMatrix.from_coo(
+            dst, src, torch.ones(src.shape[0], dtype=x.dtype), (n, x.shape[0]), False
+        )
+        return spmm(a, x, reduce)
+    return _native.gather_scatter(x.detach(), src, dst, reduce, n)
+
+
+def _pattern(crow: Tensor, col: Tensor, n: int) -> CsrMatrix:
+    return CsrMatrix._trusted(crow, col, torch.ones(col.shape[0], dtype=torch.float32), (n, n))
+
+
+def sliding_window(n: int, window: int) -> CsrMatrix:
+    """Attention pattern: query ``i`` sees keys ``j`` with ``|i - j| <= window // 2``."""
+    crow, col = _native.sliding_window(n, window)
+    return _pattern(crow, col, n)
+
+
+def longformer(n: int, window: int, global_tokens: int | Sequence[int] = ()) -> CsrMatrix:
+    """Sliding window plus global tokens (an int ``g`` means tokens ``0..g``): global tokens
+    see every key and every query sees them."""
+    tokens = list(range(global_tokens)) if isinstance(global_tokens, int) else list(global_tokens)
+    crow, col = _native.longformer(n, window, tokens)
+    return _pattern(crow, col, n)
+
+
+def bigbird(n: int, block: int, num_random: int, num_global: int, seed: int = 0) -> CsrMatrix:
+    """BigBird block pattern: each block of ``block`` queries sees its own and neighbouring
+    blocks, the first ``num_global`` blocks (which see everything) and ``num_random`` other
+    blocks drawn from ``seed``; the same arguments always give the same pattern."""
+    crow, col = _native.bigbird(n, block, num_random, num_global, seed)
+    return _pattern(crow, col, n)

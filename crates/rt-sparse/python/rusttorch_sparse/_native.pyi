@@ -1,0 +1,105 @@
+"""Type stubs for the compiled ``rusttorch_sparse._native`` module.
+
+The public, documented API is ``rusttorch_sparse`` (the matrix classes and functions);
+these are the kernels it calls. Matrices are passed as their arrays plus a shape, and
+every kernel re-validates the pattern in O(nnz) before reading through it.
+"""
+
+from typing import Any
+
+import torch
+
+__version__: str
+DEFAULT_MAX_DENSE_ELEMENTS: int
+DEFAULT_MAX_NNZ: int
+
+def get_num_threads() -> int:
+    """Threads this wheel's Rust kernels use."""
+
+def set_num_threads(n: int) -> None:
+    """Set the thread count (>= 1) for this wheel's Rust kernels."""
+
+def _forget_pool_after_fork() -> None: ...
+def _thread_env_problem() -> str | None: ...
+def check_compressed(
+    ptr: Any,
+    idx: Any,
+    values: Any | None,
+    shape: tuple[int, int],
+    *,
+    sorted: bool = False,
+    layout: str = "csr",
+) -> None:
+    """Validate CSR (or CSC) arrays; raises naming the first violation."""
+
+def check_coo_arrays(row: Any, col: Any, values: Any | None, shape: tuple[int, int]) -> None:
+    """Validate COO arrays."""
+
+def coo_to_csr(
+    row: Any, col: Any, values: Any, shape: tuple[int, int], sum_duplicates: bool = True
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Sorted CSR arrays ``(crow, col, values)`` of COO input."""
+
+def transpose(
+    crow: Any, col: Any, shape: tuple[int, int]
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(crow_t, col_t, perm)`` of the transpose; its values are ``values[perm]``."""
+
+def expand_rows(crow: Any, col: Any, shape: tuple[int, int]) -> torch.Tensor:
+    """The row index of every stored entry."""
+
+def to_dense(
+    crow: Any, col: Any, values: Any, shape: tuple[int, int], max_elements: int
+) -> torch.Tensor:
+    """The dense matrix; ``ValueError`` above ``max_elements``."""
+
+def spmm(
+    crow: Any, col: Any, values: Any | None, x: Any, shape: tuple[int, int], reduce: str = "sum"
+) -> torch.Tensor:
+    """``A @ X`` with a sum/mean/max/min reduction per row."""
+
+def sddmm(
+    crow: Any, col: Any, q: Any, k: Any, shape: tuple[int, int], scale: float = 1.0
+) -> torch.Tensor:
+    """``scale * Q @ K^T`` at the pattern's stored positions (nnz values)."""
+
+def softmax(crow: Any, col: Any, values: Any, shape: tuple[int, int]) -> torch.Tensor:
+    """Row-wise softmax of the stored values."""
+
+def softmax_backward(
+    crow: Any, col: Any, y: Any, grad: Any, shape: tuple[int, int]
+) -> torch.Tensor:
+    """Gradient of the row-wise softmax."""
+
+def spgemm(
+    a_crow: Any,
+    a_col: Any,
+    a_values: Any,
+    a_shape: tuple[int, int],
+    b_crow: Any,
+    b_col: Any,
+    b_values: Any,
+    b_shape: tuple[int, int],
+    max_nnz: int,
+    sort_indices: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """CSR arrays of ``A @ B``; columns sorted within rows when ``sort_indices``."""
+
+def sparse_attention(
+    crow: Any, col: Any, q: Any, k: Any, v: Any, shape: tuple[int, int], scale: float
+) -> torch.Tensor:
+    """Fused ``softmax(scale * Q K^T at the pattern) @ V``."""
+
+def gather_scatter(x: Any, src: Any, dst: Any, reduce: str, num_nodes: int) -> torch.Tensor:
+    """``out[n] = reduce_{e: dst[e] = n} x[src[e]]``."""
+
+def sliding_window(n: int, window: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(crow, col)`` of a sliding-window pattern."""
+
+def longformer(n: int, window: int, global_tokens: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(crow, col)`` of a Longformer pattern."""
+
+def bigbird(
+    n: int, block: int, num_random: int, num_global: int, seed: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(crow, col)`` of a BigBird pattern."""

@@ -1,0 +1,226 @@
+//! Conversions between layouts on validated inputs: COO to CSR (sorting, optionally summing
+//! duplicates), transposition (CSR <-> CSC), row expansion (CSR -> COO) and dense output
+//! under an explicit size limit.
+
+use crate::error::{Result, SparseError};
+use crate::pattern::{CsrPattern, check_coo};
+use crate::scalar::{Index, Scalar};
+
+/// Default cap on the elements of a dense conversion: 2^31 (8 GiB of float32).
+pub const DEFAULT_MAX_DENSE_ELEMENTS: usize = 1 << 31;
+
+/// The arrays of a CSR matrix, as built by the conversions.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CsrParts<I, V> {
+    /// Row pointers.
+    pub crow: Vec<I>,
+    /// Column indices.
+    pub col: Vec<I>,
+    /// Values (empty when the input had none).
+    pub values: Vec<V>,
+}
+
+/// `n` as index type `I`, or an error naming what overflowed.
+pub(crate) fn to_index<I: Index>(n: usize, what: &'static str) -> Result<I> {
+    I::from_usize(n).ok_or_else(|| SparseError::InvalidArgument {
+        name: what,
+        reason: format!("{n} does not fit the {} index type", I::DTYPE),
+    })
+}
+
+/// Sorts COO entries into CSR order: by row, then column (stable, so duplicates keep their
+/// input order). With `sum_duplicates`, entries with equal (row, col) are added into one
+/// (`values` may be `None` for a pattern, then duplicates are merged).
+pub fn coo_to_csr<I: Index, V: Scalar>(
+    nrows: usize,
+    ncols: usize,
+    row: &[I],
+    col: &[I],
+    values: Option<&[V]>,
+    sum_duplicates: bool,
+) -> Result<CsrParts<I, V>> {
+    check_coo(nrows, ncols, row, col, values.map(<[V]>::len))?;
+    let nnz = row.len();
+    to_index::<I>(nnz, "nnz")?;
+    // Counting sort by row (indices are validated, so `to_usize` is total here).
+    let mut counts = vec![0usize; nrows + 1];
+    for &r in row {
+        if let Some(slot) = r.to_usize().and_then(|r| counts.get_mut(r + 1)) {
+            *slot += 1;
+        }
+    }
+    for k in 1..counts.len() {
+        counts[k] += counts[k - 1];
+    }
+    let mut next = counts.clone();
+    let mut order = vec![0usize; nnz];
+    for (e, &r) in row.iter().enumerate() {
+        if let Some(pos) = r.to_usize().and_then(|r| next.get_mut(r)) {
+            if let Some(slot) = order.get_mut(*pos) {
+                *slot = e;
+            }
+            *pos += 1;
+        }
+    }
+    let mut out_col: Vec<I> = Vec::with_capacity(nnz);
+    let mut out_val: Vec<V> = Vec::with_capacity(if values.is_some() { nnz } else { 0 });
+    let mut crow: Vec<I> = Vec::with_capacity(nrows + 1);
+    crow.push(to_index(0, "nnz")?);
+    let mut scratch: Vec<(I, usize)> = Vec::new();
+    for r in 0..nrows {
+        let seg = order.get(counts[r]..counts[r + 1]).unwrap_or(&[]);
+        scratch.clear();
+        scratch.extend(seg.iter().map(|&e| (col[e], e)));
+        // Stable: equal columns keep input order.
+        scratch.sort_by_key(|&(c, _)| c);
+        let mut last: Option<I> = None;
+        for &(c, e) in &scratch {
+            let v = values.and_then(|v| v.get(e).copied());
+            if sum_duplicates && last == Some(c) {
+                if let (Some(acc), Some(v)) = (out_val.last_mut(), v) {
+                    *acc += v;
+                }
+                continue;
+            }
+            out_col.push(c);
+            out_val.extend(v);
+            last = Some(c);
+        }
+        crow.push(to_index(out_col.len(), "nnz")?);
+    }
+    Ok(CsrParts {
+        crow,
+        col: out_col,
+        values: out_val,
+    })
+}
+
+/// The transpose of a validated pattern: the CSR pattern of `A^T` (equivalently the CSC
+/// pattern of `A`) and `perm`, where entry `k` of the result is entry `perm[k]` of `A`.
+/// Columns come out sorted within each row.
+pub fn transpose<I: Index>(a: &CsrPattern<'_, I>) -> Result<(Vec<I>, Vec<I>, Vec<I>)> {
+    let (nrows, ncols, nnz) = (a.nrows(), a.ncols(), a.nnz());
+    to_index::<I>(nnz, "nnz")?;
+    let mut counts = vec![0usize; ncols + 1];
+    for &c in a.col() {
+        if let Some(slot) = c.to_usize().and_then(|c| counts.get_mut(c + 1)) {
+            *slot += 1;
+        }
+    }
+    for k in 1..counts.len() {
+        counts[k] += counts[k - 1];
+    }
+    let crow_t = counts
+        .iter()
+        .map(|&n| to_index(n, "nnz"))
+        .collect::<Result<Vec<I>>>()?;
+    let zero = to_index::<I>(0, "nnz")?;
+    let mut col_t = vec![zero; nnz];
+    let mut perm = vec![zero; nnz];
+    for r in 0..nrows {
+        let ri = to_index::<I>(r, "nrows")?;
+        for e in a.row_range(r) {
+            let Some(c) = a.col().get(e).and_then(|c| c.to_usize()) else {
+                continue;
+            };
+            let Some(pos) = counts.get_mut(c) else {
+                continue;
+            };
+            if let (Some(ct), Some(p)) = (col_t.get_mut(*pos), perm.get_mut(*pos)) {
+                *ct = ri;
+                *p = to_index(e, "nnz")?;
+            }
+            *pos += 1;
+        }
+    }
+    Ok((crow_t, col_t, perm))
+}
+
+/// The row index of every stored entry (CSR -> COO).
+pub fn expand_rows<I: Index>(a: &CsrPattern<'_, I>) -> Result<Vec<I>> {
+    let mut rows = Vec::with_capacity(a.nnz());
+    for r in 0..a.nrows() {
+        let ri = to_index::<I>(r, "nrows")?;
+        rows.extend(std::iter::repeat_n(ri, a.row_nnz(r)));
+    }
+    Ok(rows)
+}
+
+/// Checks that an `nrows x ncols` dense result stays within `max_elements`.
+pub fn check_dense_size(nrows: usize, ncols: usize, max_elements: usize) -> Result<usize> {
+    let n = (nrows as u128) * (ncols as u128);
+    if n > max_elements as u128 {
+        return Err(SparseError::LimitExceeded {
+            what: "the dense matrix",
+            requested: n,
+            limit: max_elements as u128,
+            unit: "elements",
+            knob: "max_elements",
+        });
+    }
+    usize::try_from(n).map_err(|_| SparseError::InvalidShape {
+        shape: vec![nrows as i64, ncols as i64],
+        reason: "the dense matrix does not fit in memory".into(),
+    })
+}
+
+/// Writes the dense matrix (row-major, `nrows * ncols`) into `out`; duplicates add up.
+pub fn to_dense<I: Index, V: Scalar>(
+    a: &CsrPattern<'_, I>,
+    values: &[V],
+    out: &mut [V],
+) -> Result<()> {
+    crate::error::check_len("values length (nnz)", a.nnz(), values.len())?;
+    crate::error::check_len("dense output length", a.nrows() * a.ncols(), out.len())?;
+    out.fill(V::ZERO);
+    let ncols = a.ncols();
+    for r in 0..a.nrows() {
+        let range = a.row_range(r);
+        let cols = a.col().get(range.clone()).unwrap_or(&[]);
+        let vals = values.get(range).unwrap_or(&[]);
+        let Some(dst) = out.get_mut(r * ncols..(r + 1) * ncols) else {
+            continue;
+        };
+        for (&c, &v) in cols.iter().zip(vals) {
+            if let Some(slot) = c.to_usize().and_then(|c| dst.get_mut(c)) {
+                *slot += v;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn coo_to_csr_sorts_and_sums() {
+        let row = [1i64, 0, 1, 1];
+        let col = [2i64, 1, 0, 2];
+        let val = [1.0f64, 2.0, 3.0, 4.0];
+        let p = coo_to_csr(2, 3, &row, &col, Some(&val), true).unwrap();
+        assert_eq!(p.crow, vec![0, 1, 3]);
+        assert_eq!(p.col, vec![1, 0, 2]);
+        assert_eq!(p.values, vec![2.0, 3.0, 5.0]);
+        let p = coo_to_csr(2, 3, &row, &col, Some(&val), false).unwrap();
+        assert_eq!(p.col, vec![1, 0, 2, 2]);
+        assert_eq!(p.values, vec![2.0, 3.0, 1.0, 4.0]);
+        assert!(coo_to_csr::<i64, f64>(2, 3, &[2], &[0], None, true).is_err());
+    }
+
+    #[test]
+    fn transpose_round_trips() {
+        let crow = [0i32, 2, 3, 5];
+        let col = [0i32, 2, 1, 0, 2];
+        let a = CsrPattern::try_new(3, 3, &crow, &col).unwrap();
+        let (ct, colt, perm) = transpose(&a).unwrap();
+        assert_eq!(ct, vec![0, 2, 3, 5]);
+        assert_eq!(colt, vec![0, 2, 1, 0, 2]);
+        assert_eq!(perm, vec![0, 3, 2, 1, 4]);
+        let mut d = vec![0.0f32; 9];
+        to_dense(&a, &[1.0, 2.0, 3.0, 4.0, 5.0], &mut d).unwrap();
+        assert_eq!(d, vec![1.0, 0.0, 2.0, 0.0, 3.0, 0.0, 4.0, 0.0, 5.0]);
+        assert!(check_dense_size(1 << 20, 1 << 20, DEFAULT_MAX_DENSE_ELEMENTS).is_err());
+    }
+}

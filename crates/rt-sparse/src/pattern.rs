@@ -1,0 +1,487 @@
+//! Validated compressed sparsity patterns: the row pointers and column indices of a CSR
+//! matrix (or the column pointers and row indices of a CSC one), checked in O(nnz) before
+//! any kernel sees them. Kernels take a [`CsrPattern`], which only these checks construct.
+
+use std::ops::Range;
+
+use rayon::prelude::*;
+
+use crate::error::{Result, SparseError, check_len};
+use crate::scalar::Index;
+
+/// From this many stored entries up, the index range check runs on the thread pool.
+const PARALLEL_CHECK_MIN: usize = 1 << 18;
+
+/// What the arrays of a compressed layout are called in error messages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Names {
+    /// The pointer array: `"crow"` or `"ccol"`.
+    pub ptr: &'static str,
+    /// The index array: `"col"` or `"row"`.
+    pub idx: &'static str,
+    /// The compressed dimension, singular: `"row"` or `"column"`.
+    pub major: &'static str,
+    /// The indexed dimension, plural: `"columns"` or `"rows"`.
+    pub minor: &'static str,
+}
+
+/// Names for CSR arrays.
+pub const CSR: Names = Names {
+    ptr: "crow",
+    idx: "col",
+    major: "row",
+    minor: "columns",
+};
+
+/// Names for CSC arrays.
+pub const CSC: Names = Names {
+    ptr: "ccol",
+    idx: "row",
+    major: "column",
+    minor: "rows",
+};
+
+/// Whether indices within each row must also be sorted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Order {
+    /// Any order, duplicates allowed (they add up in every kernel).
+    #[default]
+    Any,
+    /// Strictly increasing within each row: sorted, no duplicates.
+    SortedUnique,
+}
+
+/// Checks a shape given as signed integers (as Python passes it) and returns it as
+/// `usize`: non-negative, and every index fits the index type `I`.
+pub fn check_shape<I: Index>(nrows: i64, ncols: i64) -> Result<(usize, usize)> {
+    let bad = |reason: String| SparseError::InvalidShape {
+        shape: vec![nrows, ncols],
+        reason,
+    };
+    if nrows < 0 || ncols < 0 {
+        return Err(bad("dimensions must be non-negative".into()));
+    }
+    let max = I::MAX as i64;
+    if nrows > max || ncols > max {
+        return Err(bad(format!(
+            "a dimension exceeds the largest {} index ({max})",
+            I::DTYPE
+        )));
+    }
+    let r = usize::try_from(nrows).map_err(|_| bad("does not fit in memory".into()))?;
+    let c = usize::try_from(ncols).map_err(|_| bad("does not fit in memory".into()))?;
+    // The pointer array holds nrows + 1 entries.
+    r.checked_add(1)
+        .ok_or_else(|| bad("does not fit in memory".into()))?;
+    Ok((r, c))
+}
+
+/// The first index in `idx` (positions from `base`) that is negative or not below `bound`.
+fn first_out_of_range<I: Index>(
+    idx: &[I],
+    base: usize,
+    bound: usize,
+    name: &'static str,
+    what: &'static str,
+) -> Result<()> {
+    // Written as one branch-free scan so that it vectorizes; the slow search for the
+    // position runs only when something is wrong.
+    let bound_i64 = i64::try_from(bound).unwrap_or(i64::MAX);
+    let ok = idx.iter().fold(true, |ok, &v| {
+        let v = v.to_i64();
+        ok & (v >= 0) & (v < bound_i64)
+    });
+    if ok {
+        return Ok(());
+    }
+    for (k, &v) in idx.iter().enumerate() {
+        let value = v.to_i64();
+        if value < 0 {
+            return Err(SparseError::NegativeIndex {
+                name,
+                position: base + k,
+                value,
+            });
+        }
+        if value >= bound_i64 {
+            return Err(SparseError::IndexOutOfRange {
+                name,
+                position: base + k,
+                value,
+                bound,
+                what,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Checks that every entry of `idx` is in `0..bound`, in parallel for long arrays; the
+/// error names the first violation.
+pub fn check_indices<I: Index>(
+    idx: &[I],
+    bound: usize,
+    name: &'static str,
+    what: &'static str,
+) -> Result<()> {
+    if idx.len() < PARALLEL_CHECK_MIN || rt_view::threads::get_num_threads() < 2 {
+        return first_out_of_range(idx, 0, bound, name, what);
+    }
+    let chunk = PARALLEL_CHECK_MIN / 4;
+    let results: Vec<Result<()>> = rt_view::threads::install(|| {
+        idx.par_chunks(chunk)
+            .enumerate()
+            .map(|(c, part)| first_out_of_range(part, c * chunk, bound, name, what))
+            .collect()
+    })?;
+    // Chunks come back in order, so the first error is the first violation.
+    results.into_iter().collect()
+}
+
+/// Checks the pointer array: `nmajor + 1` entries, starting at 0, never decreasing, ending
+/// at `nnz`.
+pub fn check_pointers<I: Index>(names: Names, nmajor: usize, ptr: &[I], nnz: usize) -> Result<()> {
+    if ptr.len() != nmajor.saturating_add(1) {
+        return Err(SparseError::PointerLength {
+            name: names.ptr,
+            expected: nmajor.saturating_add(1),
+            actual: ptr.len(),
+            dim: names.major,
+        });
+    }
+    let first = ptr.first().map_or(0, |v| v.to_i64());
+    if first != 0 {
+        return Err(SparseError::PointerStart {
+            name: names.ptr,
+            value: first,
+        });
+    }
+    let sorted = ptr.windows(2).fold(true, |ok, w| ok & (w[0] <= w[1]));
+    if !sorted {
+        for (k, w) in ptr.windows(2).enumerate() {
+            if w[1] < w[0] {
+                return Err(SparseError::PointerDecreasing {
+                    name: names.ptr,
+                    position: k + 1,
+                    value: w[1].to_i64(),
+                    previous: w[0].to_i64(),
+                });
+            }
+        }
+    }
+    let last = ptr.last().map_or(0, |v| v.to_i64());
+    if usize::try_from(last).ok() != Some(nnz) {
+        return Err(SparseError::PointerEnd {
+            name: names.ptr,
+            position: nmajor,
+            value: last,
+            nnz,
+            index: names.idx,
+        });
+    }
+    Ok(())
+}
+
+/// Checks that indices are strictly increasing within each row.
+fn check_sorted_unique<I: Index>(names: Names, ptr: &[I], idx: &[I]) -> Result<()> {
+    for (r, w) in ptr.windows(2).enumerate() {
+        let (Some(s), Some(e)) = (w[0].to_usize(), w[1].to_usize()) else {
+            continue; // unreachable after check_pointers
+        };
+        let Some(row) = idx.get(s..e) else { continue };
+        for (k, pair) in row.windows(2).enumerate() {
+            if pair[1] <= pair[0] {
+                return Err(SparseError::Unsorted {
+                    name: names.idx,
+                    position: s + k + 1,
+                    value: pair[1].to_i64(),
+                    previous: pair[0].to_i64(),
+                    row: r,
+                    order: "sorted and unique",
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A validated compressed pattern. For CSR, `major` is rows and `minor` columns; a CSC
+/// matrix is the CSR pattern of its transpose.
+#[derive(Clone, Copy, Debug)]
+pub struct CsrPattern<'a, I> {
+    nrows: usize,
+    ncols: usize,
+    crow: &'a [I],
+    col: &'a [I],
+}
+
+impl<'a, I: Index> CsrPattern<'a, I> {
+    /// Validates `crow` and `col` as the pattern of an `nrows x ncols` CSR matrix, naming
+    /// them as `names` says in errors.
+    pub fn try_new_named(
+        names: Names,
+        nrows: usize,
+        ncols: usize,
+        crow: &'a [I],
+        col: &'a [I],
+        order: Order,
+    ) -> Result<Self> {
+        if I::from_usize(nrows).is_none() || I::from_usize(ncols).is_none() {
+            return Err(SparseError::InvalidShape {
+                shape: vec![nrows as i64, ncols as i64],
+                reason: format!("a dimension exceeds the largest {} index", I::DTYPE),
+            });
+        }
+        check_pointers(names, nrows, crow, col.len())?;
+        check_indices(col, ncols, names.idx, names.minor)?;
+        if order == Order::SortedUnique {
+            check_sorted_unique(names, crow, col)?;
+        }
+        Ok(CsrPattern {
+            nrows,
+            ncols,
+            crow,
+            col,
+        })
+    }
+
+    /// Validates a CSR pattern (see [`CsrPattern::try_new_named`]).
+    pub fn try_new(nrows: usize, ncols: usize, crow: &'a [I], col: &'a [I]) -> Result<Self> {
+        Self::try_new_named(CSR, nrows, ncols, crow, col, Order::Any)
+    }
+
+    /// Rows.
+    pub fn nrows(&self) -> usize {
+        self.nrows
+    }
+
+    /// Columns.
+    pub fn ncols(&self) -> usize {
+        self.ncols
+    }
+
+    /// Stored entries.
+    pub fn nnz(&self) -> usize {
+        self.col.len()
+    }
+
+    /// The row pointers (`nrows + 1` entries).
+    pub fn crow(&self) -> &'a [I] {
+        self.crow
+    }
+
+    /// The column indices (`nnz` entries).
+    pub fn col(&self) -> &'a [I] {
+        self.col
+    }
+
+    /// The positions of row `r`'s entries in `col` (empty for `r >= nrows`).
+    #[inline(always)]
+    pub fn row_range(&self, r: usize) -> Range<usize> {
+        let at = |k: usize| {
+            self.crow
+                .get(k)
+                .and_then(|v| v.to_usize())
+                .unwrap_or(self.col.len())
+        };
+        // Validation guarantees start <= end <= nnz; `min` keeps it true regardless.
+        let end = at(r + 1);
+        at(r).min(end)..end
+    }
+
+    /// The column indices of row `r`.
+    #[inline(always)]
+    pub fn row_cols(&self, r: usize) -> &'a [I] {
+        self.col.get(self.row_range(r)).unwrap_or(&[])
+    }
+
+    /// Entries in row `r`.
+    #[inline(always)]
+    pub fn row_nnz(&self, r: usize) -> usize {
+        self.row_range(r).len()
+    }
+}
+
+/// Checks the lengths and ranges of COO arrays for an `nrows x ncols` matrix.
+pub fn check_coo<I: Index>(
+    nrows: usize,
+    ncols: usize,
+    row: &[I],
+    col: &[I],
+    nvalues: Option<usize>,
+) -> Result<()> {
+    check_len("row and col lengths", row.len(), col.len())?;
+    if let Some(n) = nvalues {
+        check_len("values length (one per stored entry)", row.len(), n)?;
+    }
+    check_indices(row, nrows, "row", "rows")?;
+    check_indices(col, ncols, "col", "columns")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The obvious, sequential reading of the rules, as the reference.
+    fn naive(nrows: usize, ncols: usize, crow: &[i64], col: &[i64], sorted: bool) -> Result<()> {
+        if crow.len() != nrows + 1 {
+            return Err(SparseError::PointerLength {
+                name: "crow",
+                expected: nrows + 1,
+                actual: crow.len(),
+                dim: "row",
+            });
+        }
+        if crow[0] != 0 {
+            return Err(SparseError::PointerStart {
+                name: "crow",
+                value: crow[0],
+            });
+        }
+        for k in 1..crow.len() {
+            if crow[k] < crow[k - 1] {
+                return Err(SparseError::PointerDecreasing {
+                    name: "crow",
+                    position: k,
+                    value: crow[k],
+                    previous: crow[k - 1],
+                });
+            }
+        }
+        if crow[nrows] != col.len() as i64 {
+            return Err(SparseError::PointerEnd {
+                name: "crow",
+                position: nrows,
+                value: crow[nrows],
+                nnz: col.len(),
+                index: "col",
+            });
+        }
+        for (k, &c) in col.iter().enumerate() {
+            if c < 0 {
+                return Err(SparseError::NegativeIndex {
+                    name: "col",
+                    position: k,
+                    value: c,
+                });
+            }
+            if c >= ncols as i64 {
+                return Err(SparseError::IndexOutOfRange {
+                    name: "col",
+                    position: k,
+                    value: c,
+                    bound: ncols,
+                    what: "columns",
+                });
+            }
+        }
+        if sorted {
+            for r in 0..nrows {
+                for k in (crow[r] as usize + 1)..(crow[r + 1] as usize) {
+                    if col[k] <= col[k - 1] {
+                        return Err(SparseError::Unsorted {
+                            name: "col",
+                            position: k,
+                            value: col[k],
+                            previous: col[k - 1],
+                            row: r,
+                            order: "sorted and unique",
+                        });
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn check(nrows: usize, ncols: usize, crow: &[i64], col: &[i64], sorted: bool) -> Result<()> {
+        let order = if sorted {
+            Order::SortedUnique
+        } else {
+            Order::Any
+        };
+        CsrPattern::try_new_named(CSR, nrows, ncols, crow, col, order).map(|_| ())
+    }
+
+    #[test]
+    fn messages_name_the_position() {
+        let e = check(2, 10, &[0, 1, 2], &[3, 12], false).unwrap_err();
+        assert_eq!(e.to_string(), "col[1] = 12 is out of range for 10 columns");
+        let e = check(2, 10, &[0, 2, 1], &[3, 4], false).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("crow[2] = 1 is smaller than crow[1] = 2")
+        );
+        let e = check(2, 10, &[1, 1, 2], &[3, 4], false).unwrap_err();
+        assert_eq!(e.to_string(), "crow[0] = 1, expected 0");
+        let e = check(2, 10, &[0, 1, 3], &[3, 4], false).unwrap_err();
+        assert!(e.to_string().starts_with("crow[2] = 3, expected nnz = 2"));
+        let e = check(2, 10, &[0, 2], &[3, 4], false).unwrap_err();
+        assert!(matches!(
+            e,
+            SparseError::PointerLength {
+                expected: 3,
+                actual: 2,
+                ..
+            }
+        ));
+        let e = check(1, 10, &[0, 2], &[4, 4], true).unwrap_err();
+        assert!(matches!(e, SparseError::Unsorted { position: 1, .. }));
+        assert!(check(1, 10, &[0, 2], &[4, 4], false).is_ok());
+        let e = check(1, 10, &[0, 1], &[-1], false).unwrap_err();
+        assert_eq!(e.to_string(), "col[0] = -1 is negative");
+    }
+
+    #[test]
+    fn shapes_that_do_not_fit_are_refused() {
+        assert!(check_shape::<i32>(-1, 3).is_err());
+        assert!(check_shape::<i32>(1 << 31, 3).is_err());
+        assert!(check_shape::<i64>(1 << 31, 3).is_ok());
+        assert!(check_shape::<i64>(i64::MAX, 1).is_err() || usize::BITS == 64);
+    }
+
+    #[test]
+    fn parallel_check_finds_the_first_violation() {
+        let n = 1 << 20;
+        let mut col = vec![1i64; n];
+        col[700_000] = 99;
+        col[900_000] = -5;
+        col[300_001] = 10;
+        let crow = [0, n as i64];
+        let e = check(1, 10, &crow, &col, false).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "col[300001] = 10 is out of range for 10 columns"
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn agrees_with_the_naive_validator(
+            nrows in 0usize..6,
+            ncols in 0usize..6,
+            crow in proptest::collection::vec(-2i64..12, 0..8),
+            col in proptest::collection::vec(-2i64..8, 0..12),
+            sorted in any::<bool>(),
+        ) {
+            prop_assert_eq!(check(nrows, ncols, &crow, &col, sorted), naive(nrows, ncols, &crow, &col, sorted));
+        }
+
+        #[test]
+        fn valid_patterns_pass(
+            rows in proptest::collection::vec(proptest::collection::btree_set(0i64..7, 0..5), 0..6),
+        ) {
+            let mut crow = vec![0i64];
+            let mut col = vec![];
+            for r in &rows {
+                col.extend(r.iter().copied());
+                crow.push(col.len() as i64);
+            }
+            prop_assert!(check(rows.len(), 7, &crow, &col, true).is_ok());
+            let crow32: Vec<i32> = crow.iter().map(|&v| v as i32).collect();
+            let col32: Vec<i32> = col.iter().map(|&v| v as i32).collect();
+            prop_assert!(CsrPattern::try_new(rows.len(), 7, &crow32, &col32).is_ok());
+        }
+    }
+}

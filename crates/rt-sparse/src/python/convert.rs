@@ -1,0 +1,197 @@
+//! Argument conversion shared by the entry points: tensors to slices (copied once when
+//! strided), dtype checks with messages naming the argument, outputs handed to torch
+//! without copying, and the mapping of [`SparseError`] onto Python exceptions.
+
+use std::borrow::Cow;
+
+use pyo3::exceptions::{PyIndexError, PyKeyboardInterrupt, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use rt_view::python::{Access, PyTensor, owned_to_torch, torch_empty};
+use rt_view::{DType, Element, OwnedTensor};
+
+use crate::error::SparseError;
+
+impl From<SparseError> for PyErr {
+    fn from(err: SparseError) -> PyErr {
+        let message = err.to_string();
+        match err {
+            SparseError::View(e) => e.into(),
+            SparseError::Cancelled => PyKeyboardInterrupt::new_err(message),
+            e if e.is_index_error() => PyIndexError::new_err(message),
+            _ => PyValueError::new_err(message),
+        }
+    }
+}
+
+/// A borrowed tensor argument and its name for messages.
+pub(crate) struct Arg<'py> {
+    pub(crate) name: &'static str,
+    pub(crate) t: PyTensor<'py>,
+}
+
+impl<'py> Arg<'py> {
+    /// Borrows `obj` read-only.
+    pub(crate) fn new(name: &'static str, obj: &Bound<'py, PyAny>) -> PyResult<Self> {
+        let t = PyTensor::extract(obj, Access::Read).map_err(|e| {
+            let py = obj.py();
+            let kind = e.get_type(py);
+            PyErr::from_type(kind, format!("{name}: {}", e.value(py)))
+        })?;
+        Ok(Arg { name, t })
+    }
+
+    pub(crate) fn dtype(&self) -> DType {
+        self.t.dtype()
+    }
+
+    pub(crate) fn shape(&self) -> &[usize] {
+        self.t.shape()
+    }
+
+    /// `ValueError` unless the tensor has `ndim` dimensions.
+    pub(crate) fn expect_ndim(&self, op: &str, ndim: usize) -> PyResult<()> {
+        if self.t.shape().len() != ndim {
+            return Err(PyValueError::new_err(format!(
+                "{op}: {} must be {ndim}-dimensional, got shape {:?}",
+                self.name,
+                self.t.shape()
+            )));
+        }
+        Ok(())
+    }
+
+    /// The elements in row-major order: borrowed when contiguous, else copied once.
+    pub(crate) fn slice<T: Element>(&self) -> PyResult<Cow<'_, [T]>> {
+        let view = self.t.view::<T>()?;
+        Ok(match view.as_slice() {
+            Some(s) => Cow::Borrowed(s),
+            None => Cow::Owned(view.to_vec()),
+        })
+    }
+}
+
+/// The shared index dtype (int32 or int64) of index arrays, or a `TypeError`.
+pub(crate) fn index_dtype(op: &str, args: &[&Arg<'_>]) -> PyResult<DType> {
+    let Some(first) = args.first() else {
+        return Ok(DType::Int64);
+    };
+    for a in args {
+        if !matches!(a.dtype(), DType::Int32 | DType::Int64) {
+            return Err(PyTypeError::new_err(format!(
+                "{op}: {} has dtype {}, expected int32 or int64",
+                a.name,
+                a.dtype()
+            )));
+        }
+        if a.dtype() != first.dtype() {
+            return Err(PyTypeError::new_err(format!(
+                "{op}: {} has dtype {} but {} has dtype {}; index arrays must share one dtype",
+                a.name,
+                a.dtype(),
+                first.name,
+                first.dtype()
+            )));
+        }
+    }
+    Ok(first.dtype())
+}
+
+/// The shared value dtype (float32 or float64), or a `TypeError` naming the mismatch.
+pub(crate) fn value_dtype(op: &str, args: &[&Arg<'_>]) -> PyResult<DType> {
+    let Some(first) = args.first() else {
+        return Ok(DType::Float32);
+    };
+    for a in args {
+        if !matches!(a.dtype(), DType::Float32 | DType::Float64) {
+            return Err(PyTypeError::new_err(format!(
+                "{op}: {} has dtype {}, expected float32 or float64",
+                a.name,
+                a.dtype()
+            )));
+        }
+        if a.dtype() != first.dtype() {
+            return Err(PyTypeError::new_err(format!(
+                "{op}: {} has dtype {} but {} has dtype {}; convert one with .to()",
+                a.name,
+                a.dtype(),
+                first.name,
+                first.dtype()
+            )));
+        }
+    }
+    Ok(first.dtype())
+}
+
+/// A new torch tensor of `shape` holding `data` (one copy out of the Vec).
+pub(crate) fn vec_to_torch<'py, T: Element>(
+    py: Python<'py>,
+    data: &[T],
+    shape: &[usize],
+) -> PyResult<Bound<'py, PyAny>> {
+    owned_to_torch(py, OwnedTensor::from_slice(data, shape)?)
+}
+
+/// From this many bytes up, new outputs come from `torch.empty` (whose memory is not
+/// cleared) instead of a zeroed [`OwnedTensor`] (as in rt-simd, `benchmarks/view.py`).
+const LARGE_OUTPUT: usize = 1 << 20;
+
+/// A new output of `shape`, filled by `f` (with the GIL released when large), handed to
+/// torch without copying. `f` must write every element; on error nothing is returned.
+pub(crate) fn fill_new<'py, T: Element, F>(
+    py: Python<'py>,
+    shape: &[usize],
+    work: usize,
+    f: F,
+) -> PyResult<Bound<'py, PyAny>>
+where
+    F: FnOnce(&mut [T]) -> crate::Result<()> + Send,
+{
+    let numel: usize = shape.iter().product();
+    if numel.saturating_mul(std::mem::size_of::<T>()) >= LARGE_OUTPUT {
+        let obj = torch_empty(py, shape, T::DTYPE)?;
+        {
+            let mut tensor = PyTensor::extract(&obj, Access::Write)?;
+            let mut view = tensor.view_mut::<T>()?;
+            let slice = view
+                .as_slice_mut()
+                .ok_or_else(|| PyValueError::new_err("torch.empty returned a strided tensor"))?;
+            rt_view::python::run_released(py, work, || f(slice))?;
+        }
+        return Ok(obj);
+    }
+    let mut out = OwnedTensor::<T>::zeros(shape)?;
+    let slice = out.as_mut_slice();
+    rt_view::python::run_released(py, work, || f(slice))?;
+    owned_to_torch(py, out)
+}
+
+/// Runs `$body` with `$I` bound to the index type of `$idx` and `$V` to the value type of
+/// `$val`.
+macro_rules! dispatch {
+    ($idx:expr, $val:expr, |$I:ident, $V:ident| $body:expr) => {
+        match ($idx, $val) {
+            (rt_view::DType::Int32, rt_view::DType::Float32) => {
+                type $I = i32;
+                type $V = f32;
+                $body
+            }
+            (rt_view::DType::Int32, _) => {
+                type $I = i32;
+                type $V = f64;
+                $body
+            }
+            (_, rt_view::DType::Float32) => {
+                type $I = i64;
+                type $V = f32;
+                $body
+            }
+            _ => {
+                type $I = i64;
+                type $V = f64;
+                $body
+            }
+        }
+    };
+}
+
+pub(crate) use dispatch;

@@ -1,0 +1,232 @@
+//! Entry points for validation and layout conversions of the Python matrix classes.
+
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use rt_view::DType;
+use rt_view::python::run_released;
+
+use super::convert::{Arg, dispatch, fill_new, index_dtype, value_dtype, vec_to_torch};
+use crate::convert;
+use crate::error::check_len;
+use crate::pattern::{CSC, CSR, CsrPattern, Names, Order, check_coo, check_shape};
+use crate::scalar::Index;
+
+/// Validates `ptr`/`idx` as a compressed pattern with `nmajor` pointers' rows over
+/// `nminor` indexed entries, releasing the GIL for long arrays.
+pub(crate) fn pattern<'a, I: Index>(
+    py: Python<'_>,
+    names: Names,
+    shape: (i64, i64),
+    ptr: &'a [I],
+    idx: &'a [I],
+    order: Order,
+) -> PyResult<CsrPattern<'a, I>> {
+    let (nmajor, nminor) = check_shape::<I>(shape.0, shape.1)?;
+    Ok(run_released(py, idx.len(), || {
+        CsrPattern::try_new_named(names, nmajor, nminor, ptr, idx, order)
+    })?)
+}
+
+fn layout_names(layout: &str) -> PyResult<Names> {
+    match layout {
+        "csr" => Ok(CSR),
+        "csc" => Ok(CSC),
+        _ => Err(PyValueError::new_err(format!(
+            "layout must be \"csr\" or \"csc\", got {layout:?}"
+        ))),
+    }
+}
+
+/// Validates a CSR (or, with `layout="csc"`, CSC) matrix; raises naming the first
+/// violation. For CSC, `shape` is still `(nrows, ncols)`.
+#[pyfunction]
+#[pyo3(signature = (ptr, idx, values, shape, *, sorted = false, layout = "csr"))]
+pub(crate) fn check_compressed(
+    py: Python<'_>,
+    ptr: &Bound<'_, PyAny>,
+    idx: &Bound<'_, PyAny>,
+    values: Option<&Bound<'_, PyAny>>,
+    shape: (i64, i64),
+    sorted: bool,
+    layout: &str,
+) -> PyResult<()> {
+    let names = layout_names(layout)?;
+    let op = "check";
+    let ptr = Arg::new(names.ptr, ptr)?;
+    let idx = Arg::new(names.idx, idx)?;
+    ptr.expect_ndim(op, 1)?;
+    idx.expect_ndim(op, 1)?;
+    let it = index_dtype(op, &[&ptr, &idx])?;
+    let values = values.map(|v| Arg::new("values", v)).transpose()?;
+    let vt = match &values {
+        Some(v) => {
+            v.expect_ndim(op, 1)?;
+            value_dtype(op, &[v])?
+        }
+        None => DType::Float32,
+    };
+    let order = if sorted {
+        Order::SortedUnique
+    } else {
+        Order::Any
+    };
+    let major_shape = if names == CSC {
+        (shape.1, shape.0)
+    } else {
+        shape
+    };
+    dispatch!(it, vt, |I, V| {
+        let _ = std::marker::PhantomData::<V>;
+        let p = ptr.slice::<I>()?;
+        let i = idx.slice::<I>()?;
+        // Shape first, so a bad shape is reported as such.
+        check_shape::<I>(shape.0, shape.1)?;
+        pattern(py, names, major_shape, &p, &i, order)?;
+        if let Some(v) = &values {
+            check_len(
+                "values length (one per stored entry)",
+                i.len(),
+                v.shape()[0],
+            )?;
+        }
+        Ok(())
+    })
+}
+
+/// Validates COO arrays.
+#[pyfunction]
+pub(crate) fn check_coo_arrays(
+    py: Python<'_>,
+    row: &Bound<'_, PyAny>,
+    col: &Bound<'_, PyAny>,
+    values: Option<&Bound<'_, PyAny>>,
+    shape: (i64, i64),
+) -> PyResult<()> {
+    let op = "check";
+    let row = Arg::new("row", row)?;
+    let col = Arg::new("col", col)?;
+    row.expect_ndim(op, 1)?;
+    col.expect_ndim(op, 1)?;
+    let it = index_dtype(op, &[&row, &col])?;
+    let values = values.map(|v| Arg::new("values", v)).transpose()?;
+    if let Some(v) = &values {
+        v.expect_ndim(op, 1)?;
+        value_dtype(op, &[v])?;
+    }
+    let nvalues = values.as_ref().map(|v| v.shape()[0]);
+    dispatch!(it, DType::Float32, |I, V| {
+        let _ = std::marker::PhantomData::<V>;
+        let (nr, nc) = check_shape::<I>(shape.0, shape.1)?;
+        let (r, c) = (row.slice::<I>()?, col.slice::<I>()?);
+        run_released(py, r.len(), || check_coo(nr, nc, &r, &c, nvalues))?;
+        Ok(())
+    })
+}
+
+/// COO arrays to sorted CSR arrays `(crow, col, values)`, summing duplicates if asked.
+#[pyfunction]
+#[pyo3(signature = (row, col, values, shape, sum_duplicates = true))]
+pub(crate) fn coo_to_csr<'py>(
+    py: Python<'py>,
+    row: &Bound<'py, PyAny>,
+    col: &Bound<'py, PyAny>,
+    values: &Bound<'py, PyAny>,
+    shape: (i64, i64),
+    sum_duplicates: bool,
+) -> PyResult<Bound<'py, PyAny>> {
+    let op = "from_coo";
+    let row = Arg::new("row", row)?;
+    let col = Arg::new("col", col)?;
+    let values = Arg::new("values", values)?;
+    for a in [&row, &col, &values] {
+        a.expect_ndim(op, 1)?;
+    }
+    let it = index_dtype(op, &[&row, &col])?;
+    let vt = value_dtype(op, &[&values])?;
+    dispatch!(it, vt, |I, V| {
+        let (nr, nc) = check_shape::<I>(shape.0, shape.1)?;
+        let (r, c, v) = (row.slice::<I>()?, col.slice::<I>()?, values.slice::<V>()?);
+        let parts = run_released(py, r.len(), || {
+            convert::coo_to_csr(nr, nc, &r, &c, Some(&v), sum_duplicates)
+        })?;
+        let crow = vec_to_torch(py, &parts.crow, &[parts.crow.len()])?;
+        let colt = vec_to_torch(py, &parts.col, &[parts.col.len()])?;
+        let vals = vec_to_torch(py, &parts.values, &[parts.values.len()])?;
+        Ok((crow, colt, vals).into_pyobject(py)?.into_any())
+    })
+}
+
+/// The transpose of a CSR pattern: `(crow_t, col_t, perm)` with `values_t = values[perm]`.
+#[pyfunction]
+pub(crate) fn transpose<'py>(
+    py: Python<'py>,
+    crow: &Bound<'py, PyAny>,
+    col: &Bound<'py, PyAny>,
+    shape: (i64, i64),
+) -> PyResult<Bound<'py, PyAny>> {
+    let op = "transpose";
+    let crow = Arg::new("crow", crow)?;
+    let col = Arg::new("col", col)?;
+    let it = index_dtype(op, &[&crow, &col])?;
+    dispatch!(it, DType::Float32, |I, V| {
+        let _ = std::marker::PhantomData::<V>;
+        let (p, c) = (crow.slice::<I>()?, col.slice::<I>()?);
+        let a = pattern(py, CSR, shape, &p, &c, Order::Any)?;
+        let (ct, colt, perm) = run_released(py, c.len(), || convert::transpose(&a))?;
+        Ok((
+            vec_to_torch(py, &ct, &[ct.len()])?,
+            vec_to_torch(py, &colt, &[colt.len()])?,
+            vec_to_torch(py, &perm, &[perm.len()])?,
+        )
+            .into_pyobject(py)?
+            .into_any())
+    })
+}
+
+/// The row index of every stored entry of a CSR pattern (CSR -> COO).
+#[pyfunction]
+pub(crate) fn expand_rows<'py>(
+    py: Python<'py>,
+    crow: &Bound<'py, PyAny>,
+    col: &Bound<'py, PyAny>,
+    shape: (i64, i64),
+) -> PyResult<Bound<'py, PyAny>> {
+    let op = "to_coo";
+    let crow = Arg::new("crow", crow)?;
+    let col = Arg::new("col", col)?;
+    let it = index_dtype(op, &[&crow, &col])?;
+    dispatch!(it, DType::Float32, |I, V| {
+        let _ = std::marker::PhantomData::<V>;
+        let (p, c) = (crow.slice::<I>()?, col.slice::<I>()?);
+        let a = pattern(py, CSR, shape, &p, &c, Order::Any)?;
+        let rows = run_released(py, c.len(), || convert::expand_rows(&a))?;
+        vec_to_torch(py, &rows, &[rows.len()])
+    })
+}
+
+/// The dense matrix of a CSR matrix; refused above `max_elements` elements.
+#[pyfunction]
+pub(crate) fn to_dense<'py>(
+    py: Python<'py>,
+    crow: &Bound<'py, PyAny>,
+    col: &Bound<'py, PyAny>,
+    values: &Bound<'py, PyAny>,
+    shape: (i64, i64),
+    max_elements: usize,
+) -> PyResult<Bound<'py, PyAny>> {
+    let op = "to_dense";
+    let crow = Arg::new("crow", crow)?;
+    let col = Arg::new("col", col)?;
+    let values = Arg::new("values", values)?;
+    let it = index_dtype(op, &[&crow, &col])?;
+    let vt = value_dtype(op, &[&values])?;
+    dispatch!(it, vt, |I, V| {
+        let (p, c, v) = (crow.slice::<I>()?, col.slice::<I>()?, values.slice::<V>()?);
+        let a = pattern(py, CSR, shape, &p, &c, Order::Any)?;
+        let n = convert::check_dense_size(a.nrows(), a.ncols(), max_elements)?;
+        check_len("values length (one per stored entry)", a.nnz(), v.len())?;
+        fill_new::<V, _>(py, &[a.nrows(), a.ncols()], n, |out| {
+            convert::to_dense(&a, &v, out)
+        })
+    })
+}
