@@ -156,11 +156,12 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def demo(session: nox.Session) -> None:
-    """Build and install everything, then run examples/zero_copy_demo.py."""
+    """Build and install everything; run zero_copy_demo.py, then tabular_training.py (examples/)."""
     wheels = _build_wheels(session)
-    session.install(TORCH, "numpy", "pyarrow")
+    session.install(TORCH, "numpy", "pyarrow", "pandas")
     _install_wheels(session, wheels.values())
     session.run("python", "examples/zero_copy_demo.py", *session.posargs)
+    session.run("python", "examples/tabular_training.py")
 
 
 @nox.session

@@ -37,6 +37,6 @@ COMPONENTS: tuple[Component, ...] = (
     Component("simd", released=True),
     Component("sparse", released=True),
     Component("fused", released=False),
-    Component("data", released=False),
+    Component("data", released=True),
     Component("queue", released=True),
 )

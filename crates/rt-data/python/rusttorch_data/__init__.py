@@ -31,7 +31,24 @@ from ._readers import (
 
 __version__: str = _native.__version__
 
+# -- loader (DataLoader, transforms, tensor sources) ------------------------------------
+from ._loader import DataLoader as DataLoader
+from ._native import tensor_source as tensor_source
+from ._transforms import Clip as Clip
+from ._transforms import FillNaN as FillNaN
+from ._transforms import MinMaxScale as MinMaxScale
+from ._transforms import Normalize as Normalize
+from ._transforms import Standardize as Standardize
+from ._transforms import Transform as Transform
+
+# -- end loader ------------------------------------------------------------------------
+
 __all__ = [
+    "Clip",
+    "DataLoader",
+    "FillNaN",
+    "MinMaxScale",
+    "Normalize",
     "ParseError",
     "SchemaError",
     "SkippedRowsWarning",
@@ -42,9 +59,12 @@ __all__ = [
     "read_ipc",
     "read_npy",
     "read_parquet",
+    "Standardize",
+    "Transform",
     "__version__",
     "get_num_threads",
     "set_num_threads",
+    "tensor_source",
 ]
 
 # A fork copies no threads: the child must build its own pool (rt-view's threads module).

@@ -1,5 +1,11 @@
 """Typed stubs of the rusttorch_data._native extension module."""
 
+import typing
+from collections.abc import Sequence
+from os import PathLike
+from typing import Any, Literal, overload
+import torch
+
 __version__: str
 
 class ParseError(ValueError): ...
@@ -25,11 +31,7 @@ def _forget_pool_after_fork() -> None: ...
 def _thread_env_problem() -> str | None: ...
 
 # --- readers ---------------------------------------------------------------------------------
-from collections.abc import Sequence
-from os import PathLike
-from typing import Any, Literal, overload
 
-import torch
 
 _Column = str | int
 _Columns = _Column | Sequence[_Column] | None
@@ -123,3 +125,57 @@ class _SharedBuffer:
     """Buffer-protocol view of memory-mapped bytes (inside tensors returned by read_npy)."""
 
 # --- end readers -----------------------------------------------------------------------------
+
+# -- loader (DataLoader's native side; see _loader.py) ---------------------------------
+
+def tensor_source(
+    features: object, labels: object | None = None, *, chunk_rows: int = 65536
+) -> Source:
+    """Serves float32/float64 ``features [N, ...]`` (and int64/float32/float64 ``labels``)
+    from memory without a copy."""
+
+@typing.final
+class _Epoch:
+    def __iter__(self) -> _Epoch: ...
+    def __next__(self) -> object: ...
+    def close(self) -> None: ...
+    @property
+    def buffered(self) -> int: ...
+    @property
+    def batches(self) -> int | None: ...
+
+@typing.final
+class _Loader:
+    def __new__(
+        cls,
+        source: Source,
+        *,
+        batch_size: int,
+        shuffle: bool,
+        seed: int,
+        drop_last: bool,
+        num_threads: int,
+        prefetch: int,
+        prefetch_bytes: int,
+        rank: int,
+        world_size: int,
+        uneven: str,
+        mode: str,
+        shuffle_buffer: int,
+        on_error: str,
+        max_errors: int | None,
+        feature_shape: list[int] | None = None,
+        label_shape: list[int] | None = None,
+        transforms: list[tuple[str, dict[str, object]]] | None = None,
+    ) -> _Loader: ...
+    def __len__(self) -> int: ...
+    def num_samples(self) -> int: ...
+    def shard(self) -> tuple[int, int, int, int, int, int]: ...
+    @property
+    def mode(self) -> str: ...
+    def epoch(self, epoch: int, first_batch: int = 0, samples: int = 0) -> _Epoch: ...
+    def progress(self) -> tuple[int, int, int, bool]: ...
+    def fingerprint(self) -> dict[str, object]: ...
+    def transforms(self) -> list[tuple[str, dict[str, list[float]]]]: ...
+    def set_transforms(self, transforms: list[tuple[str, dict[str, object]]]) -> None: ...
+    def stats(self) -> dict[str, object]: ...

@@ -6,6 +6,7 @@ pub mod loader;
 pub mod readers;
 pub mod shared;
 pub mod source;
+pub mod tensor_source;
 
 #[cfg(feature = "extension")]
 mod module;

@@ -1,1 +1,0 @@
-//! The loader: epochs, shuffling, sharding, batching, prefetch, resume and statistics.

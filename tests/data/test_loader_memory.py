@@ -1,0 +1,268 @@
+"""DataLoader in memory mode over tensors and arrays: order, epochs, batching, shapes,
+lifecycle and argument checking."""
+
+from __future__ import annotations
+
+import gc
+import os
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+import rusttorch_data as rd
+
+
+def ids_dataset(n: int, width: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
+    """Features whose first column is the row id (exact in float32 below 2**24)."""
+    X = torch.arange(n, dtype=torch.float32).unsqueeze(1).repeat(1, width)
+    X[:, 1:] *= 0.5
+    y = torch.arange(n, dtype=torch.int64)
+    return X, y
+
+
+def epoch_ids(loader) -> list[int]:
+    out: list[int] = []
+    for features, labels in loader:
+        assert torch.equal(features[:, 0].long(), labels), "features and labels stay paired"
+        out.extend(labels.tolist())
+    return out
+
+
+def test_every_sample_once_per_epoch_and_reshuffled():
+    X, y = ids_dataset(1000)
+    loader = rd.DataLoader((X, y), batch_size=64, shuffle=True, seed=3)
+    assert len(loader) == 16
+    orders = [epoch_ids(loader) for _ in range(3)]
+    for order in orders:
+        assert sorted(order) == list(range(1000))
+    assert orders[0] != orders[1] != orders[2]
+    assert orders[0] != list(range(1000))
+
+
+def test_order_depends_only_on_seed_and_epoch():
+    X, y = ids_dataset(777)
+    a = rd.DataLoader((X, y), batch_size=50, shuffle=True, seed=11)
+    b = rd.DataLoader((X, y), batch_size=50, shuffle=True, seed=11)
+    c = rd.DataLoader((X, y), batch_size=50, shuffle=True, seed=12)
+    first_a, first_c = epoch_ids(a), epoch_ids(c)
+    assert first_a == epoch_ids(b)
+    assert first_a != first_c
+    b.set_epoch(5)
+    a.set_epoch(5)
+    assert epoch_ids(a) == epoch_ids(b)
+    a.set_epoch(0)
+    assert epoch_ids(a) == first_a
+    assert a.epoch == 1
+
+
+@pytest.mark.parametrize("batch_size", [1, 7, 256])
+def test_same_order_for_any_thread_count(batch_size):
+    X, y = ids_dataset(3001)
+    runs = [
+        epoch_ids(rd.DataLoader((X, y), batch_size=batch_size, shuffle=True, seed=9, num_threads=t))
+        for t in (1, 2, 4)
+    ]
+    assert runs[0] == runs[1] == runs[2]
+
+
+def test_unshuffled_is_the_natural_order_and_batches_are_exact():
+    X, y = ids_dataset(10)
+    loader = rd.DataLoader((X, y), batch_size=4)
+    batches = list(loader)
+    assert [len(b[1]) for b in batches] == [4, 4, 2]
+    assert torch.equal(torch.cat([b[0] for b in batches]), X)
+    assert torch.equal(torch.cat([b[1] for b in batches]), y)
+    assert batches[0][0].dtype == torch.float32 and batches[0][1].dtype == torch.int64
+    dropped = rd.DataLoader((X, y), batch_size=4, drop_last=True)
+    assert len(dropped) == 2
+    assert [len(b[1]) for b in dropped] == [4, 4]
+
+
+def test_features_only_and_shapes_are_kept():
+    images = torch.randn(20, 3, 4, 5, dtype=torch.float64)
+    targets = torch.randn(20, 2, dtype=torch.float32)
+    (batch,) = list(rd.DataLoader(images, batch_size=32))
+    assert isinstance(batch, torch.Tensor)
+    assert batch.shape == (20, 3, 4, 5) and batch.dtype == torch.float64
+    assert torch.equal(batch, images)
+    f, t = next(iter(rd.DataLoader((images, targets), batch_size=8, shuffle=True)))
+    assert f.shape == (8, 3, 4, 5) and t.shape == (8, 2) and t.dtype == torch.float32
+    # Each sample stays whole: find it in the source.
+    for i in range(8):
+        match = (images == f[i]).flatten(1).all(1).nonzero()
+        assert len(match) == 1 and torch.equal(targets[match[0, 0]], t[i])
+
+
+def test_numpy_inputs_and_label_widening():
+    X = np.random.default_rng(0).standard_normal((50, 4)).astype(np.float32)
+    y = np.arange(50, dtype=np.int32)
+    f, labels = next(iter(rd.DataLoader((X, y), batch_size=50)))
+    assert np.array_equal(f.numpy(), X)
+    assert labels.dtype == torch.int64 and labels.tolist() == list(range(50))
+    # A non-contiguous view is served (through one documented copy).
+    f2 = next(iter(rd.DataLoader(X[:, ::2], batch_size=50)))
+    assert np.array_equal(f2.numpy(), X[:, ::2])
+
+
+def test_batches_are_fresh_tensors_not_views_of_the_source():
+    X, y = ids_dataset(8)
+    f, _ = next(iter(rd.DataLoader((X, y), batch_size=8)))
+    f.zero_()
+    assert X[:, 0].tolist() == list(range(8))
+
+
+def test_empty_dataset_ends_cleanly():
+    loader = rd.DataLoader((torch.empty(0, 3), torch.empty(0, dtype=torch.int64)), batch_size=4)
+    assert len(loader) == 0
+    assert list(loader) == []
+
+
+def thread_count() -> int:
+    return len(os.listdir("/proc/self/task"))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="counts /proc/self/task")
+def test_no_threads_left_after_break_gc_or_new_iter():
+    X, y = ids_dataset(20_000)
+    loader = rd.DataLoader((X, y), batch_size=16, shuffle=True, num_threads=3, prefetch=8)
+    list(loader)  # warm up: any lazily created pools exist from here on
+    gc.collect()
+    baseline = thread_count()
+    for _ in loader:
+        assert thread_count() > baseline  # the workers are running
+        break
+    assert thread_count() == baseline
+    it = iter(loader)
+    next(it)
+    del it
+    gc.collect()
+    assert thread_count() == baseline
+    first = iter(loader)
+    next(first)
+    second = iter(loader)  # starts the next epoch and stops the first one
+    next(second)
+    assert thread_count() <= baseline + 3
+    with pytest.raises(StopIteration):
+        next(first)
+    del second
+    assert thread_count() == baseline
+
+
+def test_prefetch_is_bounded():
+    X, y = ids_dataset(10_000)
+    for prefetch in (1, 3):
+        it = iter(rd.DataLoader((X, y), batch_size=10, prefetch=prefetch, num_threads=2))
+        next(it)
+        time.sleep(0.05)
+        assert 1 <= it.buffered <= prefetch
+    # prefetch_bytes caps it further: 10 rows x (3*4 + 8) bytes = 200 bytes per batch.
+    it = iter(rd.DataLoader((X, y), batch_size=10, prefetch=50, prefetch_bytes=450))
+    next(it)
+    time.sleep(0.05)
+    assert it.buffered <= 2
+
+
+def test_stats_count_batches_and_samples():
+    X, y = ids_dataset(100)
+    loader = rd.DataLoader((X, y), batch_size=30)
+    list(loader)
+    list(loader)
+    s = loader.stats
+    assert s["batches"] == 8 and s["samples"] == 200 and s["rows_read"] == 100
+    assert s["mode"] == "memory" and s["wait_time"] >= 0 and s["gather_time"] > 0
+    assert s["samples_dropped"] == 0 and s["samples_padded"] == 0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"batch_size": 0}, ValueError),
+        ({"batch_size": 2.5}, TypeError),
+        ({"batch_size": True}, TypeError),
+        ({"shuffle": "yes"}, TypeError),
+        ({"seed": -1}, ValueError),
+        ({"prefetch": 0}, ValueError),
+        ({"prefetch_bytes": 0}, ValueError),
+        ({"num_threads": 0}, ValueError),
+        ({"shuffle_buffer": 0}, ValueError),
+        ({"mode": "disk"}, ValueError),
+        ({"uneven": "spread"}, ValueError),
+        ({"on_error": "ignore"}, ValueError),
+        ({"max_errors": 3}, ValueError),
+        ({"rank": 0}, ValueError),
+        ({"rank": 2, "world_size": 2}, ValueError),
+        ({"rank": 0, "world_size": 0}, ValueError),
+        ({"transform": "standardize"}, TypeError),
+        ({"transform": [rd.FillNaN(), 3]}, TypeError),
+        ({"features": ["a"]}, ValueError),
+        ({"delimiter": ";"}, ValueError),
+    ],
+)
+def test_bad_arguments_are_refused(kwargs, error):
+    X, y = ids_dataset(10)
+    with pytest.raises(error):
+        rd.DataLoader((X, y), **kwargs)
+
+
+def test_bad_tensors_are_refused():
+    with pytest.raises(ValueError, match="samples"):
+        rd.DataLoader((torch.zeros(5, 2), torch.zeros(4, dtype=torch.int64)))
+    with pytest.raises(TypeError, match="dtype"):
+        rd.DataLoader(torch.zeros(5, 2, dtype=torch.int32))
+    with pytest.raises(TypeError):
+        rd.DataLoader((torch.zeros(5, 2), torch.zeros(5, dtype=torch.bool)))
+    with pytest.raises(ValueError, match="scalar"):
+        rd.DataLoader(torch.tensor(1.0))
+    with pytest.raises(TypeError):
+        rd.DataLoader((torch.zeros(5, 2), torch.zeros(5), torch.zeros(5)))
+    with pytest.raises(TypeError):
+        rd.DataLoader(12)
+    with pytest.raises(ValueError):
+        rd.DataLoader((torch.zeros(5, 2), torch.zeros(5, 0)))
+
+
+def test_set_epoch_validates():
+    loader = rd.DataLoader(torch.zeros(4, 1))
+    with pytest.raises(ValueError):
+        loader.set_epoch(-1)
+    with pytest.raises(TypeError):
+        loader.set_epoch("1")
+
+
+def test_requires_grad_inputs_are_read_through_detach():
+    X = torch.randn(6, 2, requires_grad=True)
+    (batch,) = list(rd.DataLoader(X, batch_size=6))
+    assert not batch.requires_grad
+    assert torch.equal(batch, X.detach())
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SIGALRM and /proc")
+def test_ctrl_c_while_waiting_interrupts_promptly_and_joins_threads():
+    import signal
+
+    X = torch.randn(400_000, 16)
+    chain = [rd.FillNaN(0.0), rd.Clip(-3.0, 3.0), rd.Standardize(mean=0.0, std=1.0)]
+    loader = rd.DataLoader(X, batch_size=100_000, prefetch=1, num_threads=1, transform=chain)
+    list(loader)
+    baseline = thread_count()
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.05)
+        start = time.perf_counter()
+        with pytest.raises(KeyboardInterrupt):
+            for _ in range(10_000):
+                for _ in loader:
+                    pass
+        assert time.perf_counter() - start < 2.0
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    gc.collect()
+    assert thread_count() == baseline
