@@ -28,14 +28,20 @@ def typed_table(n: int = 1000) -> pa.Table:
             "u16": rng.integers(0, 65535, n).astype(np.uint16),
             "i64": rng.integers(-(2**40), 2**40, n),
             "b": rng.integers(0, 2, n).astype(bool),
-            "dec": pa.array([decimal.Decimal(int(v)) / 100 for v in rng.integers(-10**6, 10**6, n)], pa.decimal128(12, 2)),
+            "dec": pa.array(
+                [decimal.Decimal(int(v)) / 100 for v in rng.integers(-(10**6), 10**6, n)],
+                pa.decimal128(12, 2),
+            ),
             "y": rng.integers(0, 10, n),
         }
     )
 
 
 def reference(table: pa.Table, features: list[str], dtype=np.float32) -> torch.Tensor:
-    cols = [np.asarray(table.column(f).to_numpy(zero_copy_only=False), dtype=np.float64) for f in features]
+    cols = [
+        np.asarray(table.column(f).to_numpy(zero_copy_only=False), dtype=np.float64)
+        for f in features
+    ]
     return torch.from_numpy(np.stack(cols, axis=1).astype(dtype))
 
 
@@ -67,7 +73,9 @@ def test_parquet_projection_order_and_float64(tmp_path: Path) -> None:
 
 def test_parquet_several_files_in_order(tmp_path: Path) -> None:
     for i in range(3):
-        pq.write_table(pa.table({"a": [float(i), float(i) + 0.5], "y": [i, i]}), tmp_path / f"p{i}.parquet")
+        pq.write_table(
+            pa.table({"a": [float(i), float(i) + 0.5], "y": [i, i]}), tmp_path / f"p{i}.parquet"
+        )
     X, y = rd.read_parquet(str(tmp_path / "p*.parquet"), label="y")
     assert X.flatten().tolist() == [0.0, 0.5, 1.0, 1.5, 2.0, 2.5]
     assert y.tolist() == [0, 0, 1, 1, 2, 2]
@@ -87,7 +95,7 @@ def test_nulls_follow_the_missing_policy(tmp_path: Path) -> None:
 def test_float_labels_must_be_integral_for_int64(tmp_path: Path) -> None:
     path = tmp_path / "l.parquet"
     pq.write_table(pa.table({"a": [1.0, 2.0], "y": [1.0, 2.5]}), path)
-    with pytest.raises(rd.ParseError, match="2.5"):
+    with pytest.raises(rd.ParseError, match=r"2\.5"):
         rd.read_parquet(path, label="y")
     _, y = rd.read_parquet(path, label="y", label_dtype=torch.float64)
     assert y.tolist() == [1.0, 2.5]
@@ -133,14 +141,18 @@ def test_open_arrow_refuses_other_objects() -> None:
         rd._native.open_arrow([1, 2, 3])
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     st.lists(st.floats(allow_nan=False, width=64), min_size=1, max_size=200),
     st.integers(1, 50),
 )
 def test_parquet_round_trip(tmp_path: Path, values: list[float], group: int) -> None:
     path = tmp_path / "h.parquet"
-    pq.write_table(pa.table({"v": values, "y": list(range(len(values)))}), path, row_group_size=group)
+    pq.write_table(
+        pa.table({"v": values, "y": list(range(len(values)))}), path, row_group_size=group
+    )
     X, y = rd.read_parquet(path, label="y", feature_dtype="float64")
     assert X.flatten().tolist() == values
     assert y.tolist() == list(range(len(values)))

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -91,7 +90,7 @@ def test_gzip_equals_plain(write_text, threads: int) -> None:
 def test_several_files_and_globs_in_sorted_order(write_text, tmp_path: Path) -> None:
     write_text("a,y\n1,0\n2,1\n", name="part-1.csv")
     write_text("a,y\n3,0\n", name="part-0.csv")
-    X, y = rd.read_csv(str(tmp_path / "part-*.csv"), label="y")
+    X, _y = rd.read_csv(str(tmp_path / "part-*.csv"), label="y")
     assert X.flatten().tolist() == [3.0, 1.0, 2.0]
     X, _ = rd.read_csv([tmp_path / "part-1.csv", tmp_path / "part-0.csv"], label="y")
     assert X.flatten().tolist() == [1.0, 2.0, 3.0]
@@ -129,7 +128,9 @@ def test_label_dtypes_and_several_labels(write_text) -> None:
     X, y = rd.read_csv(path, label=["y1", "y2"])
     assert y.dtype == torch.int64 and y.shape == (2, 2)
     assert y[0, 0].item() == 2**63 - 1
-    X, y = rd.read_csv(path, label="y2", features=["a"], label_dtype=torch.float64, feature_dtype="float64")
+    X, y = rd.read_csv(
+        path, label="y2", features=["a"], label_dtype=torch.float64, feature_dtype="float64"
+    )
     assert y.dtype == torch.float64 and X.dtype == torch.float64
     assert y.tolist() == [-3.0, 4.0]
 
@@ -145,7 +146,9 @@ FLOAT_TEXT = st.one_of(
 )
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(st.lists(FLOAT_TEXT, min_size=1, max_size=40))
 def test_float64_equals_python_float(write_text, texts: list[str]) -> None:
     path = write_text("v\n" + "\n".join(texts) + "\n", name="f.csv")
@@ -162,13 +165,19 @@ def test_float64_equals_python_float(write_text, texts: list[str]) -> None:
 frames = st.integers(1, 60).flatmap(
     lambda n: st.tuples(
         st.lists(st.floats(allow_nan=True, allow_infinity=False, width=32), min_size=n, max_size=n),
-        st.lists(st.floats(allow_nan=False, allow_infinity=False, min_value=-1e300, max_value=1e300), min_size=n, max_size=n),
+        st.lists(
+            st.floats(allow_nan=False, allow_infinity=False, min_value=-1e300, max_value=1e300),
+            min_size=n,
+            max_size=n,
+        ),
         st.lists(st.integers(-(2**63), 2**63 - 1), min_size=n, max_size=n),
     )
 )
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(frames, st.sampled_from([1, 13, 4096]))
 def test_round_trip_through_pandas(write_text, data, chunk: int) -> None:
     a, b, y = data
@@ -176,7 +185,9 @@ def test_round_trip_through_pandas(write_text, data, chunk: int) -> None:
     buf = io.StringIO()
     df.to_csv(buf, index=False)
     path = write_text(buf.getvalue(), name="rt.csv")
-    X, labels = rd.read_csv(path, label="y", missing="nan", feature_dtype=torch.float64, chunk_bytes=chunk)
+    X, labels = rd.read_csv(
+        path, label="y", missing="nan", feature_dtype=torch.float64, chunk_bytes=chunk
+    )
     assert labels.tolist() == y
     ref = pd.read_csv(path, float_precision="round_trip")
     assert_same(X, torch.from_numpy(ref[["a", "b"]].to_numpy(np.float64)))
@@ -190,9 +201,13 @@ def test_label_list_keeps_its_dimension(write_text) -> None:
     assert y.shape == (2,)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(st.text(alphabet='01.-e,"\n\r#NA ', max_size=60), st.sampled_from([1, 2, 5, 64]))
-def test_any_text_gives_the_same_answer_for_every_chunk_size(write_text, text: str, chunk: int) -> None:
+def test_any_text_gives_the_same_answer_for_every_chunk_size(
+    write_text, text: str, chunk: int
+) -> None:
     """Arbitrary text never crashes the reader, and cutting it into tiny chunks never changes
     the outcome: the same tensors, or the same kind of error."""
     path = write_text("a,b\n" + text, name="fuzz.csv")

@@ -37,7 +37,9 @@ def test_unparsable_number_names_line_column_and_text(write_text) -> None:
 
 def test_fractional_integer_label_is_an_error(write_text) -> None:
     path = write_text("a,y\n1,2\n3,1.5\n")
-    with pytest.raises(rd.ParseError, match=r":3: column \"y\": cannot parse \"1.5\" as an integer label"):
+    with pytest.raises(
+        rd.ParseError, match=r":3: column \"y\": cannot parse \"1.5\" as an integer label"
+    ):
         rd.read_csv(path, label="y")
 
 
@@ -105,7 +107,7 @@ def test_corrupt_parquet_names_the_file(tmp_path: Path) -> None:
     assert "bad.parquet" in str(info.value)
     garbage = tmp_path / "garbage.parquet"
     garbage.write_bytes(b"not parquet at all")
-    with pytest.raises(ValueError, match="garbage.parquet"):
+    with pytest.raises(ValueError, match=r"garbage\.parquet"):
         rd.read_parquet(garbage)
 
 

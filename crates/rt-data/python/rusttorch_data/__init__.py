@@ -3,7 +3,7 @@ tensors, and a DataLoader that shuffles, shards and batches them in Rust threads
 
 >>> import rusttorch_data as rd                                   # doctest: +SKIP
 >>> X, y = rd.read_csv("train.csv", label="target")                # doctest: +SKIP
->>> loader = rd.DataLoader("train.parquet", label="target", batch_size=256, shuffle=True)  # doctest: +SKIP
+>>> loader = rd.DataLoader("train.parquet", label="target", shuffle=True)  # doctest: +SKIP
 >>> for features, labels in loader:                                # doctest: +SKIP
 ...     ...
 """
@@ -53,16 +53,16 @@ __all__ = [
     "SchemaError",
     "SkippedRowsWarning",
     "Source",
+    "Standardize",
+    "Transform",
+    "__version__",
+    "get_num_threads",
     "open_source",
     "read_arrow",
     "read_csv",
     "read_ipc",
     "read_npy",
     "read_parquet",
-    "Standardize",
-    "Transform",
-    "__version__",
-    "get_num_threads",
     "set_num_threads",
     "tensor_source",
 ]

@@ -4,6 +4,7 @@ import typing
 from collections.abc import Sequence
 from os import PathLike
 from typing import Any, Literal, overload
+
 import torch
 
 __version__: str
@@ -31,7 +32,6 @@ def _forget_pool_after_fork() -> None: ...
 def _thread_env_problem() -> str | None: ...
 
 # --- readers ---------------------------------------------------------------------------------
-
 
 _Column = str | int
 _Columns = _Column | Sequence[_Column] | None

@@ -13,7 +13,7 @@ import glob
 import os
 import warnings
 from collections.abc import Sequence
-from typing import Any, Union
+from typing import Any
 
 import torch
 
@@ -29,8 +29,8 @@ __all__ = [
     "read_parquet",
 ]
 
-PathLike = Union[str, "os.PathLike[str]"]
-Columns = Union[str, int, Sequence[Union[str, int]], None]
+PathLike = str | os.PathLike[str]
+Columns = str | int | Sequence[str | int] | None
 
 _CSV_SUFFIXES = (".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz", ".txt.gz")
 _PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
@@ -149,7 +149,7 @@ def open_source(
         "missing": missing,
         "categorical": categorical,
     }
-    if _is_arrow(source) or type(source).__name__ == "DataFrame" and hasattr(source, "columns"):
+    if _is_arrow(source) or (type(source).__name__ == "DataFrame" and hasattr(source, "columns")):
         return _native.open_arrow(_as_stream(source), **columns)
     paths = _expand(source)
     kinds = {format or _format_of(p) for p in paths}
@@ -229,8 +229,8 @@ def read_csv(
 
     Returns ``features`` (``[rows, n_features]``, float32 by default) or, with ``label=``,
     ``(features, labels)``; one label column (a name or an index) gives labels of shape
-    ``[rows]``, a list gives ``[rows, len(label)]``. Numbers are correctly rounded (float64 output equals Python's
-    ``float()``), integer labels are exact. ``on_error="skip"`` drops bad rows (ragged,
+    ``[rows]``, a list gives ``[rows, len(label)]``. Numbers are correctly rounded (float64
+    output equals Python's ``float()``), integer labels are exact. ``on_error="skip"`` drops bad rows (ragged,
     unparsable, missing under ``missing="raise"``) and warns with :class:`SkippedRowsWarning`;
     more than ``max_errors`` raises.
 
@@ -325,7 +325,7 @@ def read_npy(
     on_error: str = "raise",
     max_errors: int | None = None,
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-    """Reads a ``.npy`` array (1-D: one column; 2-D: rows × columns), memory-mapped. When it
+    """Reads a ``.npy`` array (1-D: one column; 2-D: rows x columns), memory-mapped. When it
     already is C-ordered little-endian ``feature_dtype`` data and every column is a feature,
     the returned tensor shares the mapped pages: no copy (a private copy-on-write mapping, so
     writing to the tensor never changes the file). Labels come from a column (``label=``
