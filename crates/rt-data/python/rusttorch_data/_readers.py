@@ -230,9 +230,9 @@ def read_csv(
     Returns ``features`` (``[rows, n_features]``, float32 by default) or, with ``label=``,
     ``(features, labels)``; one label column (a name or an index) gives labels of shape
     ``[rows]``, a list gives ``[rows, len(label)]``. Numbers are correctly rounded (float64
-    output equals Python's ``float()``), integer labels are exact. ``on_error="skip"`` drops bad rows (ragged,
-    unparsable, missing under ``missing="raise"``) and warns with :class:`SkippedRowsWarning`;
-    more than ``max_errors`` raises.
+    output equals Python's ``float()``), integer labels are exact. ``on_error="skip"`` drops
+    bad rows (ragged, unparsable, missing under ``missing="raise"``) and warns with
+    :class:`SkippedRowsWarning`; more than ``max_errors`` raises.
 
     >>> X, y = read_csv("train.csv", label="target")                 # doctest: +SKIP
     """
