@@ -12,6 +12,7 @@ __version__: str
 class ParseError(ValueError): ...
 class SchemaError(ValueError): ...
 
+@typing.final
 class Source:
     """An opened, validated data source (files checked, columns resolved, chunks planned)."""
 
@@ -121,6 +122,7 @@ def read_all(
     with_stats: Literal[True],
 ) -> tuple[torch.Tensor, torch.Tensor | None, dict[str, Any]]: ...
 
+@typing.final
 class _SharedBuffer:
     """Buffer-protocol view of memory-mapped bytes (inside tensors returned by read_npy)."""
 
