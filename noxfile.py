@@ -168,7 +168,8 @@ def demo(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Run every benchmarks/*.py, passing on args after `--`; results in benchmarks/results/."""
     wheels = _build_wheels(session)
-    session.install(TORCH, "numpy", "pyarrow")
+    # The baselines the benchmarks compare against (SciPy for sparse; pandas/polars for data).
+    session.install(TORCH, "numpy", "pyarrow", "scipy", "pandas", "polars")
     _install_wheels(session, wheels.values())
     scripts = sorted(p for p in (ROOT / "benchmarks").glob("*.py") if not p.name.startswith("_"))
     if not scripts:
