@@ -50,7 +50,7 @@ impl Uneven {
 pub struct Shard {
     /// First position of the rank's range in the (possibly padded) global sequence.
     pub start: u64,
-    /// Samples in the range; positions `>= n` wrap to `position - n` (padding).
+    /// Samples in the range; positions `>= n` wrap to `position % n` (padding).
     pub len: u64,
     /// Batches this rank yields: the same on every rank.
     pub batches: u64,

@@ -280,13 +280,17 @@ fn segments(plan: &StreamEpoch, batch_size: usize, first: u64) -> Vec<(u64, u64)
             let lo = shard.start + batch_range(shard, batch_size, first).start;
             let hi = shard.start + shard.served;
             let n = (*n).max(1);
-            if hi <= n {
-                vec![(lo, hi)]
-            } else if lo >= n {
-                vec![(lo - n, hi - n)]
-            } else {
-                vec![(lo, n), (0, hi - n)]
+            // A `pad` range may wrap more than once when there are fewer samples than
+            // ranks (n = 1, world = 3: every rank serves sample 0).
+            let mut segments = Vec::new();
+            let mut position = lo;
+            while position < hi {
+                let start = position % n;
+                let take = (hi - position).min(n - start);
+                segments.push((start, start + take));
+                position += take;
             }
+            segments
         }
     }
 }
