@@ -41,7 +41,7 @@ def open_csv(
     paths: Sequence[str | PathLike[str]],
     *,
     delimiter: str = ",",
-    quote: str | None = '"',
+    quote: str | None = ...,
     comment: str | None = None,
     header: bool = True,
     na_values: Sequence[str] | None = None,
@@ -109,7 +109,7 @@ def open_arrow(
 def read_all(
     source: Source,
     *,
-    on_error: Literal["raise", "skip"] = "raise",
+    on_error: str = "raise",
     max_errors: int | None = None,
     with_stats: Literal[False] = False,
 ) -> tuple[torch.Tensor, torch.Tensor | None]: ...
@@ -117,7 +117,7 @@ def read_all(
 def read_all(
     source: Source,
     *,
-    on_error: Literal["raise", "skip"] = "raise",
+    on_error: str = "raise",
     max_errors: int | None = None,
     with_stats: Literal[True],
 ) -> tuple[torch.Tensor, torch.Tensor | None, dict[str, Any]]: ...
