@@ -108,6 +108,12 @@ def main() -> None:
         f"one epoch of a {FEATURES}-64-{CLASSES} MLP on {path.name}, batch {args.batch_size}, "
         f"{torch.get_num_threads()} torch threads, {rd.get_num_threads()} rusttorch threads"
     )
+    # torch's first forward/backward/Adam step pays one-off start-up costs (seconds here);
+    # pay them before timing so they don't land on whichever candidate runs first.
+    warm = [
+        (torch.zeros(args.batch_size, FEATURES), torch.zeros(args.batch_size, dtype=torch.long))
+    ]
+    train_one_epoch(warm, model())
     results = {}
     for name, run in (
         ("rusttorch-data", with_rusttorch),
