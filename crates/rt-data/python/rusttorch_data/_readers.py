@@ -94,7 +94,7 @@ def _as_stream(obj: Any) -> Any:
     pandas DataFrame become a pyarrow Table, which has ``__arrow_c_stream__``."""
     if hasattr(obj, "__arrow_c_stream__"):
         return obj
-    import pyarrow as pa  # type: ignore[import-untyped]
+    import pyarrow as pa  # type: ignore[import-untyped, import-not-found, unused-ignore]
 
     if hasattr(obj, "__arrow_c_array__"):
         return pa.table(obj)
