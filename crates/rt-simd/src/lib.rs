@@ -6,6 +6,7 @@ pub mod elementwise;
 mod error;
 pub mod math;
 mod parallel;
+pub mod prefetch;
 pub mod real;
 pub mod rows;
 pub mod stats;

@@ -123,7 +123,7 @@ impl<I: Index, V: Scalar> Kernel for AttentionRows<'_, '_, I, V> {
             }
             probs.resize(scores.len(), V::ZERO);
             softmax_slice(&scores, &mut probs);
-            row::<S, I, V, SumOp>(cols, Some(&probs), v, dv, dst);
+            row::<S, I, V, SumOp>(cols, cols, Some(&probs), v, dv, dst);
         }
     }
 }
