@@ -22,64 +22,38 @@ fn row_of<I: Index, V>(m: &[V], c: I, d: usize) -> &[V] {
 /// (d = 64): 8 to 32 are within noise of each other, 12 was best.
 const SDDMM_PREFETCH_DISTANCE: usize = 12;
 
-/// Lanes per accumulator: one AVX2 register of f32.
-const L: usize = 8;
-
-/// The `L`-wide block of `s` at `off`, if it is all there.
-#[inline(always)]
-fn lanes<V>(s: &[V], off: usize) -> Option<&[V; L]> {
-    s.get(off..off + L)?.try_into().ok()
-}
-
-/// Folds `x * y` into the accumulator, lane by lane.
-#[inline(always)]
-fn fma_lanes<S: Isa, V: Scalar>(acc: &mut [V; L], x: &[V; L], y: &[V; L]) {
-    for ((s, &xv), &yv) in acc.iter_mut().zip(x).zip(y) {
-        *s = fmadd::<S, V>(*s, xv, yv);
-    }
-}
-
-/// `a . b` with two independent `L`-lane accumulators (so the loop vectorizes and hides
-/// FMA latency), added lane-wise at the end and then summed. Kept deliberately simple:
-/// wider accumulator sets or a hand-written reduction tree made LLVM vectorize across the
-/// wrong dimension (two-lane vectors, several times the instructions per entry, which
-/// also limits how many k-row cache misses are in flight).
+/// `a . b`: 16 lanes of accumulators (one AVX-512 or two AVX2 registers of f32), so the
+/// loop vectorizes and hides FMA latency, then a halving sum.
 #[inline(always)]
 pub(crate) fn dot<S: Isa, V: Scalar>(a: &[V], b: &[V]) -> V {
-    let n = a.len().min(b.len());
-    let (mut a0, mut a1) = ([V::ZERO; L], [V::ZERO; L]);
-    let mut off = 0;
-    while off + 2 * L <= n {
-        if let (Some(x0), Some(y0), Some(x1), Some(y1)) = (
-            lanes(a, off),
-            lanes(b, off),
-            lanes(a, off + L),
-            lanes(b, off + L),
-        ) {
-            fma_lanes::<S, V>(&mut a0, x0, y0);
-            fma_lanes::<S, V>(&mut a1, x1, y1);
+    const W: usize = 16;
+    let mut acc = [V::ZERO; W];
+    let ca = a.chunks_exact(W);
+    let cb = b.chunks_exact(W);
+    let (ta, tb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for j in 0..W {
+            acc[j] = fmadd::<S, V>(acc[j], x[j], y[j]);
         }
-        off += 2 * L;
-    }
-    if off + L <= n {
-        if let (Some(x0), Some(y0)) = (lanes(a, off), lanes(b, off)) {
-            fma_lanes::<S, V>(&mut a0, x0, y0);
-        }
-        off += L;
-    }
-    for (s, &t) in a0.iter_mut().zip(&a1) {
-        *s += t;
     }
     let mut tail = V::ZERO;
-    for (&x, &y) in a
-        .get(off..n)
-        .unwrap_or(&[])
-        .iter()
-        .zip(b.get(off..n).unwrap_or(&[]))
-    {
+    for (&x, &y) in ta.iter().zip(tb) {
         tail = fmadd::<S, V>(tail, x, y);
     }
-    a0.iter().fold(V::ZERO, |s, &v| s + v) + tail
+    // Halving through small arrays that must be materialized (`black_box`): the stores
+    // give LLVM's SLP vectorizer full-width groups to start from, so `acc` stays in 8- and
+    // 16-lane registers; a plain reduction made it pick two-lane vectors.
+    let mut h8 = [V::ZERO; W / 2];
+    for j in 0..W / 2 {
+        h8[j] = acc[j] + acc[j + W / 2];
+    }
+    let h8 = *std::hint::black_box(&mut h8);
+    let mut h4 = [V::ZERO; W / 4];
+    for j in 0..W / 4 {
+        h4[j] = h8[j] + h8[j + W / 4];
+    }
+    let h4 = *std::hint::black_box(&mut h4);
+    (h4[0] + h4[2]) + (h4[1] + h4[3]) + tail
 }
 
 /// `out[e] = scale * <q[i], k[j]>` for every stored entry `e = (i, j)` of `a`: `q` is
