@@ -5,8 +5,9 @@ Data: N rows (default 1,000,000) x 100 float32 features + an int64 label, genera
 deterministically, into $RUSTTORCH_BENCH_DATA (default /tmp/rusttorch-bench-data) as CSV
 (about 1.1 GB at the default size), Parquet and .npy.
 
-Every sample runs one candidate in a fresh subprocess (so that peak RSS, from
-``resource.getrusage(RUSAGE_SELF).ru_maxrss``, is its own), with the same thread count for
+Every sample runs one candidate in a fresh subprocess (so that its peak RSS, VmHWM from
+/proc/self/status, is its own; not ``ru_maxrss``, which a child started with vfork inherits
+from the parent), with the same thread count for
 all (torch, polars, pyarrow and rusttorch threads set to ``--threads``); candidates are
 interleaved round by round after a warm-up round that also warms the page cache. The epoch
 time counts from the first read to the last batch; interpreter start and imports are
@@ -22,7 +23,6 @@ import argparse
 import contextlib
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -239,7 +239,12 @@ def first_batch_from_opened_source(rows: int, samples: int = 7) -> dict[str, Any
 
 
 def rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    """Peak resident memory of this process so far (Linux's VmHWM, in MiB)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
+    raise RuntimeError("no VmHWM in /proc/self/status")
 
 
 def worker(name: str, rows: int) -> None:
