@@ -5,6 +5,7 @@
 pub mod dlpack;
 mod errors;
 mod gil;
+mod huge_pages;
 mod input;
 mod interrupt;
 mod output;

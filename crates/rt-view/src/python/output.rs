@@ -171,7 +171,9 @@ pub fn share_with_torch<'py>(tensor: PyTensor<'py>) -> PyResult<Bound<'py, PyAny
 }
 
 /// A new uninitialized torch tensor from `torch.empty` (the alternative to
-/// [`owned_to_torch`] that `benchmarks/view.py` measures).
+/// [`owned_to_torch`] that `benchmarks/view.py` measures). From 4 MiB on, the buffer is
+/// advised to be backed by transparent huge pages before anything touches it (see
+/// `huge_pages`): fewer page faults when the kernel writes it.
 pub fn torch_empty<'py>(
     py: Python<'py>,
     shape: &[usize],
@@ -180,9 +182,18 @@ pub fn torch_empty<'py>(
     let api = torch(py)?;
     let kwargs = PyDict::new(py);
     kwargs.set_item(intern!(py, "dtype"), api.dtype_object(py, dtype))?;
-    api.empty
+    let tensor = api
+        .empty
         .bind(py)
-        .call((PyTuple::new(py, shape)?,), Some(&kwargs))
+        .call((PyTuple::new(py, shape)?,), Some(&kwargs))?;
+    let bytes = shape
+        .iter()
+        .try_fold(dtype.itemsize(), |acc, &d| acc.checked_mul(d));
+    if let Some(bytes) = bytes.filter(|&b| b >= super::huge_pages::MIN_BYTES) {
+        let addr: usize = tensor.call_method0(intern!(py, "data_ptr"))?.extract()?;
+        super::huge_pages::advise(addr, bytes);
+    }
+    Ok(tensor)
 }
 
 /// Checks an `out=` tensor: the expected shape and dtype, and no shared memory with any
