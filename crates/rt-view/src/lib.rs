@@ -5,6 +5,7 @@ pub mod copy;
 pub mod cpu;
 mod dtype;
 mod error;
+mod huge_pages;
 pub mod layout;
 mod owned;
 pub mod threads;

@@ -5,7 +5,6 @@
 pub mod dlpack;
 mod errors;
 mod gil;
-mod huge_pages;
 mod input;
 mod interrupt;
 mod output;

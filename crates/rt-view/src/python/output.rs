@@ -189,9 +189,9 @@ pub fn torch_empty<'py>(
     let bytes = shape
         .iter()
         .try_fold(dtype.itemsize(), |acc, &d| acc.checked_mul(d));
-    if let Some(bytes) = bytes.filter(|&b| b >= super::huge_pages::MIN_BYTES) {
+    if let Some(bytes) = bytes.filter(|&b| b >= crate::huge_pages::MIN_BYTES) {
         let addr: usize = tensor.call_method0(intern!(py, "data_ptr"))?.extract()?;
-        super::huge_pages::advise(addr, bytes);
+        crate::huge_pages::advise(addr, bytes);
     }
     Ok(tensor)
 }

@@ -1,4 +1,5 @@
-//! Transparent huge pages for large new outputs.
+//! Transparent huge pages for large new outputs ([`crate::OwnedTensor::zeros`] and, with the
+//! `python` feature, `python::torch_empty`).
 //!
 //! A new output of 128 MB costs torch (and us) 32,768 page faults on first write, each
 //! zeroing a 4 KiB page: about 30 ms on the 2-core CI machine, more than a memory-bound
@@ -10,7 +11,7 @@
 
 /// Buffers below this size are left alone: they hold at most one aligned huge page, and
 /// the advice (a system call that may split the mapping) would cost more than it saves.
-pub const MIN_BYTES: usize = 4 << 20;
+pub(crate) const MIN_BYTES: usize = 4 << 20;
 
 /// Size and alignment of an x86_64 / aarch64 (4 KiB granule) transparent huge page.
 const HUGE_PAGE: usize = 2 << 20;
@@ -26,7 +27,7 @@ fn aligned_span(addr: usize, bytes: usize) -> Option<(usize, usize)> {
 /// Advises the kernel to back the untouched buffer `[addr, addr + bytes)`, which the
 /// caller has just allocated and owns, with huge pages. Advice only: nothing is read or
 /// written, and failure (THP off, an old kernel, a non-Linux system) changes nothing.
-pub fn advise(addr: usize, bytes: usize) {
+pub(crate) fn advise(addr: usize, bytes: usize) {
     if bytes < MIN_BYTES {
         return;
     }
