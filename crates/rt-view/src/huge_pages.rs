@@ -9,6 +9,16 @@
 //! went from 31 to 13 ms. torch does the same for its own allocations only when
 //! `THP_MEM_ALLOC_ENABLE=1` is set.
 
+/// Set to `0` to turn the advice off (for example where THP's background compaction is
+/// unwelcome, or to compare).
+pub const HUGE_PAGES_ENV: &str = "RUSTTORCH_HUGE_PAGES";
+
+/// Whether the advice is on: unless `RUSTTORCH_HUGE_PAGES=0`, read once.
+fn enabled() -> bool {
+    static ENABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ENABLED.get_or_init(|| std::env::var(HUGE_PAGES_ENV).map_or(true, |v| v.trim() != "0"))
+}
+
 /// Buffers below this size are left alone: they hold at most one aligned huge page, and
 /// the advice (a system call that may split the mapping) would cost more than it saves.
 pub(crate) const MIN_BYTES: usize = 4 << 20;
@@ -28,7 +38,7 @@ fn aligned_span(addr: usize, bytes: usize) -> Option<(usize, usize)> {
 /// caller has just allocated and owns, with huge pages. Advice only: nothing is read or
 /// written, and failure (THP off, an old kernel, a non-Linux system) changes nothing.
 pub(crate) fn advise(addr: usize, bytes: usize) {
-    if bytes < MIN_BYTES {
+    if bytes < MIN_BYTES || !enabled() {
         return;
     }
     let Some((start, len)) = aligned_span(addr, bytes) else {
