@@ -53,10 +53,9 @@ def test_a_large_new_output_is_backed_by_huge_pages() -> None:
     if _fallbacks() != before:
         pytest.skip("the kernel had no free huge page (thp_fault_fallback moved)")
     torch.testing.assert_close(y, torch.relu(x), rtol=0, atol=0)
+    # (The input is not checked for the contrast: torch's allocator may hand out memory
+    # that an earlier advised buffer left with the huge-page flag.)
     assert _huge_kib_in(y) >= 2048
-    if _thp_mode() == "madvise":
-        # The input, from torch's own allocator without the advice, has none.
-        assert _huge_kib_in(x) == 0
 
 
 def test_a_small_new_output_is_left_alone() -> None:
