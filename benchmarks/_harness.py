@@ -34,10 +34,18 @@ class Case:
         return statistics.median(self.samples)
 
 
-def run_group(cases: list[Case], *, rounds: int = 15, warmup_rounds: int = 3) -> list[Case]:
-    """Time every case `rounds` times, interleaved; store per-call seconds in `samples`."""
+def run_group(
+    cases: list[Case], *, rounds: int = 15, warmup_rounds: int = 3, settle_s: float = 0.0
+) -> list[Case]:
+    """Time every case `rounds` times, interleaved; store per-call seconds in `samples`.
+
+    `settle_s` pauses before each case, so that the thread pool of the case before it
+    (torch's OpenMP threads spin for a while after each op; rayon's briefly) has gone to
+    sleep and does not compete for the cores with the case being timed."""
     for r in range(warmup_rounds + rounds):
         for case in cases:
+            if settle_s:
+                time.sleep(settle_s)
             fn = case.fn
             n = case.calls_per_sample
             start = time.perf_counter()

@@ -10,10 +10,12 @@ Cases (issue 5's goals in brackets):
 - sparse attention, n = 4096, window 256, d = 64, vs dense masked attention [faster] and
   scaled_dot_product_attention with the boolean mask [within 2x].
 
-Candidates are interleaved, medians reported (benchmarks/_harness.py); results go to
-benchmarks/results/sparse.json.
+Candidates are interleaved, medians reported (benchmarks/_harness.py), with a 0.2 s pause
+before each timed call so that torch's OpenMP threads, which spin for a while after each
+op, do not take a core from the candidate timed next (`--settle 0` times them back to
+back); results go to benchmarks/results/sparse.json.
 
-    python benchmarks/sparse.py [--threads 2] [--rounds N] [--quick]
+    python benchmarks/sparse.py [--threads 2] [--rounds N] [--quick] [--settle S]
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ import torch.nn.functional as F
 from _harness import Case, machine_info, report, run_group, save
 
 import rusttorch_sparse as rs
+
+# Seconds of pause before each timed call (see `_harness.run_group`); `--settle`.
+SETTLE_S = 0.2
 
 
 def power_law_graph(
@@ -98,7 +103,7 @@ def spmm_sum(name: str, a: rs.CsrMatrix, d: int, rounds: int) -> list[dict[str, 
     ]
     return report(
         f"SpMM sum, {name}: nnz={a.nnz:,}, d={d}",
-        run_group(cases, rounds=rounds, warmup_rounds=1),
+        run_group(cases, rounds=rounds, warmup_rounds=1, settle_s=SETTLE_S),
         "torch CSR @ dense (MKL)",
     )
 
@@ -128,7 +133,7 @@ def aggregation(
         Case("rusttorch spmm max", lambda: rs.spmm(pattern, x, "max")),
         Case("rusttorch gather_scatter max", lambda: rs.gather_scatter(x, src, dst, "max")),
     ]
-    run_group(cases, rounds=rounds, warmup_rounds=1)
+    run_group(cases, rounds=rounds, warmup_rounds=1, settle_s=SETTLE_S)
     rows = report("GNN mean aggregation", cases[:3], "gather + index_add_ (mean)")
     rows += report("GNN max aggregation", cases[3:], "gather + scatter_reduce amax")
     return rows
@@ -149,7 +154,7 @@ def sddmm(a: rs.CsrMatrix, d: int, rounds: int) -> list[dict[str, Any]]:
     ]
     return report(
         f"SDDMM at the graph pattern, d={d}",
-        run_group(cases, rounds=rounds, warmup_rounds=1),
+        run_group(cases, rounds=rounds, warmup_rounds=1, settle_s=SETTLE_S),
         "torch.sparse.sampled_addmm",
     )
 
@@ -172,7 +177,7 @@ def spgemm(a: rs.CsrMatrix, rounds: int) -> list[dict[str, Any]]:
     ]
     return report(
         f"SpGEMM A @ A: nnz(A)={a.nnz:,}, nnz(C)={nnz_c:,}",
-        run_group(cases, rounds=rounds, warmup_rounds=1),
+        run_group(cases, rounds=rounds, warmup_rounds=1, settle_s=SETTLE_S),
         "scipy A @ A",
     )
 
@@ -201,18 +206,27 @@ def attention(n: int, window: int, d: int, rounds: int) -> list[dict[str, Any]]:
     ]
     return report(
         f"sparse attention n={n}, window={window}, d={d}, nnz={pattern.nnz:,}",
-        run_group(cases, rounds=rounds, warmup_rounds=1),
+        run_group(cases, rounds=rounds, warmup_rounds=1, settle_s=SETTLE_S),
         "dense masked attention",
     )
 
 
 def main() -> None:
+    global SETTLE_S
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--quick", action="store_true", help="a tenth of the sizes, for a smoke run")
     ap.add_argument("--only", default="", help="comma-separated groups: spmm,agg,sddmm,spgemm,attn")
+    ap.add_argument(
+        "--settle",
+        type=float,
+        default=SETTLE_S,
+        help="seconds of pause before each timed call, so that the previous candidate's "
+        "spinning pool threads (torch's OpenMP) are asleep; 0 times them back to back",
+    )
     args = ap.parse_args()
+    SETTLE_S = args.settle
     torch.set_num_threads(args.threads)
     rs.set_num_threads(args.threads)
     only = set(filter(None, args.only.split(",")))
@@ -221,7 +235,11 @@ def main() -> None:
     n, e, d = 200_000 // scale, 4_000_000 // scale, 64
     src, dst = power_law_graph(n, e)
     a = csr_of(dst, src, n)
-    results: dict[str, Any] = {"machine": machine_info(args.threads), "groups": {}}
+    results: dict[str, Any] = {
+        "machine": machine_info(args.threads),
+        "settle_s": args.settle,
+        "groups": {},
+    }
     # Other work on the machine skews multi-threaded candidates most; record how busy it was.
     results["load_average_at_start"] = os.getloadavg()
     groups = results["groups"]
