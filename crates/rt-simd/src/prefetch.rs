@@ -5,7 +5,7 @@
 //! few. Asking for the rows some entries ahead keeps many misses in flight. A plain load
 //! used as a prefetch (`black_box(row[0])`) blocks retirement until the data arrives,
 //! which caps how far ahead it helps; the prefetch instruction does not. On rt-sparse's
-//! 200k-node power-law SpMM it took the kernel from 0.9x to about 1.15x MKL.
+//! 200k-node power-law SpMM it took the kernel from 0.9x to 1.0-1.5x MKL (runs on a noisy VM vary).
 
 /// Asks the CPU to bring every cache line of `data` into all cache levels. A hint only:
 /// it never faults, returns at once, and does nothing on targets without a stable
