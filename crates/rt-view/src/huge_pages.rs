@@ -5,8 +5,9 @@
 //! zeroing a 4 KiB page: about 30 ms on the 2-core CI machine, more than a memory-bound
 //! kernel needs to fill it. Asking the kernel to back the buffer with 2 MiB pages
 //! (`madvise(MADV_HUGEPAGE)`, honoured when THP is in `madvise` or `always` mode, the
-//! default of most distributions) cuts that to 64 faults; an `empty` + `fill_` of 128 MB
-//! went from 31 to 13 ms. torch does the same for its own allocations only when
+//! default of most distributions) cuts that to 64 faults (in a one-off measurement, an
+//! `empty` + `fill_` of 128 MB went from 31 to 13 ms; `benchmarks/simd.py` has the op-level
+//! figures). torch does the same for its own allocations only when
 //! `THP_MEM_ALLOC_ENABLE=1` is set.
 //!
 //! Not a win everywhere: on the CI VM the kernel zeroes fresh 2 MiB pages slowly (the
