@@ -35,19 +35,30 @@ class Case:
 
 
 def run_group(
-    cases: list[Case], *, rounds: int = 15, warmup_rounds: int = 3, settle_s: float = 0.0
+    cases: list[Case],
+    *,
+    rounds: int = 15,
+    warmup_rounds: int = 3,
+    settle_s: float = 0.0,
+    rewarm: bool = False,
 ) -> list[Case]:
     """Time every case `rounds` times, interleaved; store per-call seconds in `samples`.
 
     `settle_s` pauses before each case, so that the thread pool of the case before it
     (torch's OpenMP threads spin for a while after each op; rayon's briefly) has gone to
-    sleep and does not compete for the cores with the case being timed."""
+    sleep and does not compete for the cores with the case being timed. With `rewarm`, an
+    untimed sample follows the pause: after a pause the first calls of either library run
+    slowly (threads and idle virtual CPUs waking; on the 2-core VM the 19 calls of a 0.7 ms
+    op right after a pause took 1.5 ms each), which would swamp samples of short calls."""
     for r in range(warmup_rounds + rounds):
         for case in cases:
             if settle_s:
                 time.sleep(settle_s)
             fn = case.fn
             n = case.calls_per_sample
+            if settle_s and rewarm:
+                for _ in range(n):
+                    fn()
             start = time.perf_counter()
             for _ in range(n):
                 fn()

@@ -11,10 +11,17 @@ Cases (issue 4's goals in brackets):
 - 1k and 64k elements, where per-call overhead shows;
 - the 4M activations and row ops once more with OMP_WAIT_POLICY=passive (see passive_omp).
 
-Candidates are interleaved, medians reported (benchmarks/_harness.py). Results go to
-benchmarks/results/simd.json.
+Candidates are interleaved, medians reported (benchmarks/_harness.py), with a 0.2 s pause
+before each sample (a loop of calls of one candidate) of the cases whose calls are short
+(the 4M activations, row ops, cdist, per-call costs), so that torch's OpenMP threads, which
+spin for a while after each op, do not take a core from the candidate timed next (as in
+benchmarks/sparse.py; `--settle 0` times them back to back); an untimed sample follows the
+pause, so that each library is timed in its steady state rather than waking up. The 128M
+cases run back to back: with pauses, their fresh outputs cost both libraries far more on the
+2-core VM (allocating exp took 278 ms instead of 81), an effect of the VM's memory, not of
+either library. Results go to benchmarks/results/simd.json.
 
-    python benchmarks/simd.py [--quick] [--threads 2] [--rounds N]
+    python benchmarks/simd.py [--quick] [--threads 2] [--rounds N] [--settle S]
 """
 
 from __future__ import annotations
@@ -36,6 +43,9 @@ from _harness import Case, format_seconds, machine_info, report, run_group, save
 import rusttorch_simd as rs
 
 MEAN, STD = 0.25, 1.75
+
+# Seconds of pause before each sample (see `_harness.run_group`); `--settle`.
+SETTLE_S = 0.2
 
 
 def eager_chain(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
@@ -111,7 +121,9 @@ def activations(n: int, rounds: int, names: list[str]) -> list[dict[str, Any]]:
     x = torch.randn(n, generator=torch.Generator().manual_seed(1)) * 3
     out = torch.empty(n)
     results = []
-    calls = max(1, 2_000_000 // n)
+    # About 80 ms of calls per sample: 19 at 4M elements, so that after the pause most calls
+    # find the threads of both libraries awake, as in a loop.
+    calls = max(1, 80_000_000 // n)
     for name in names:
         theirs, ours = ACTIVATIONS[name]
         cases = [
@@ -119,7 +131,8 @@ def activations(n: int, rounds: int, names: list[str]) -> list[dict[str, Any]]:
             Case(f"rs.{name}", lambda o=ours: o(x), calls),
             Case(f"rs.{name}(out=)", lambda o=ours: o(x, out=out), calls),
         ]
-        run_group(cases, rounds=rounds, warmup_rounds=2)
+        short = n < 2**24
+        run_group(cases, rounds=rounds, warmup_rounds=2, settle_s=SETTLE_S * short, rewarm=short)
         rows = report(f"{name}, {n:,} float32 elements", cases, cases[0].name)
         results.append({"op": name, "elements": n, "rows": rows})
     return results
@@ -166,7 +179,7 @@ def row_ops(n: int, d: int, rounds: int) -> list[dict[str, Any]]:
     }
     results = []
     for name, cases in groups.items():
-        run_group(cases, rounds=rounds, warmup_rounds=2)
+        run_group(cases, rounds=rounds, warmup_rounds=2, settle_s=SETTLE_S, rewarm=True)
         rows = report(f"{name}, [{n:,}, {d}] float32", cases, cases[0].name)
         results.append({"op": name, "shape": [n, d], "rows": rows})
     return results
@@ -182,7 +195,7 @@ def distances(n: int, m: int, d: int, rounds: int) -> dict[str, Any]:
         Case("x @ y.T [dot, torch]", lambda: x @ y.T),
         Case("rs.cdist dot", lambda: rs.cdist(x, y, "dot")),
     ]
-    run_group(cases, rounds=rounds, warmup_rounds=2)
+    run_group(cases, rounds=rounds, warmup_rounds=2, settle_s=SETTLE_S, rewarm=True)
     rows = report(f"cdist, [{n}, {d}] x [{m}, {d}] float32", cases, cases[0].name)
     return {"shape": [n, m, d], "rows": rows}
 
@@ -203,7 +216,7 @@ def overhead(n: int, calls: int, rounds: int) -> dict[str, Any]:
         Case("torch softmax (rows of 64)", lambda: torch.softmax(rows2d, -1), calls),
         Case("rs.softmax (rows of 64)", lambda: rs.softmax(rows2d), calls),
     ]
-    run_group(cases, rounds=rounds, warmup_rounds=2)
+    run_group(cases, rounds=rounds, warmup_rounds=2, settle_s=SETTLE_S, rewarm=True)
     rows = report(f"Per-call cost at {n:,} float32 elements", cases, "torch.relu")
     return {"elements": n, "rows": rows}
 
@@ -229,6 +242,8 @@ def passive_omp(args: argparse.Namespace, rounds: int) -> Any:
             str(rounds),
             "--json-to",
             str(target),
+            "--settle",
+            str(args.settle),
         ]
         if args.quick:
             cmd.append("--quick")
@@ -239,13 +254,16 @@ def passive_omp(args: argparse.Namespace, rounds: int) -> Any:
 
 
 def main() -> None:
+    global SETTLE_S
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes, fewer rounds")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=None)
     parser.add_argument("--section", default="all", choices=["all", "passive-child"])
     parser.add_argument("--json-to", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--settle", type=float, default=SETTLE_S, help="pause before each sample")
     args = parser.parse_args()
+    SETTLE_S = args.settle
     torch.set_num_threads(args.threads)
     rs.set_num_threads(args.threads)
     big = 16_000_000 if args.quick else 128 * 1024 * 1024
