@@ -28,7 +28,7 @@ use crate::error::Result;
 pub const PARALLEL_MIN_ELEMENTS: usize = 1 << 17;
 
 /// How long the calling thread stays awake for the helpers to finish before it parks.
-const FINISH_SPIN: Duration = Duration::from_micros(300);
+const FINISH_WAIT: Duration = Duration::from_micros(300);
 
 /// Chunk length (in units of `granule` elements) for `n` elements split over the pool:
 /// four chunks per thread, so that the shared queue can even out uneven progress, none
@@ -82,7 +82,7 @@ pub fn run_tasks<T: Send, F: Fn(T) + Sync>(tasks: Vec<T>, f: F) -> Result<()> {
         // rather than spinning so that a helper waiting for this core (more threads than
         // cores) gets it. Not on a pool thread: there the scope's wait runs other jobs.
         if rayon::current_thread_index().is_none() {
-            let deadline = Instant::now() + FINISH_SPIN;
+            let deadline = Instant::now() + FINISH_WAIT;
             while exited.load(Ordering::Acquire) < helpers && Instant::now() < deadline {
                 std::thread::yield_now();
             }
@@ -166,5 +166,25 @@ mod tests {
         .unwrap();
         assert!(data.iter().all(|&v| v == 1));
         run_tasks(Vec::<u8>::new(), |_| unreachable!()).unwrap();
+    }
+
+    #[test]
+    fn concurrent_callers_and_lingering_helpers_lose_no_task() {
+        // Several threads calling at once, back to back (so helpers linger between calls
+        // and pick up other callers' tasks), each checking that every task of each of its
+        // calls ran exactly once.
+        std::thread::scope(|s| {
+            for caller in 0..4u64 {
+                s.spawn(move || {
+                    for call in 0..100u64 {
+                        let tasks: Vec<u64> = (0..64)
+                            .map(|i| caller * 1_000_000 + call * 100 + i)
+                            .collect();
+                        let out = map_tasks(tasks.clone(), |t| t + 1).unwrap();
+                        assert_eq!(out, tasks.iter().map(|t| t + 1).collect::<Vec<_>>());
+                    }
+                });
+            }
+        });
     }
 }
