@@ -100,6 +100,8 @@ def sparse_cases() -> list[Case]:
     x, q, k = (torch.randn(n, d, generator=g) for _ in range(3))
     kt = k.t()
     torch.testing.assert_close(rs.spmm(a, x), at @ x, rtol=1e-4, atol=1e-3)
+    ref = torch.sparse.sampled_addmm(at, q, kt, beta=0)
+    torch.testing.assert_close(rs.sddmm(a, q, k).values, ref.values(), rtol=1e-4, atol=1e-4)
     return [
         Case("torch CSR @ dense (MKL)", lambda: at @ x),
         Case("rusttorch spmm sum", lambda: rs.spmm(a, x)),
@@ -112,6 +114,9 @@ def fused_cases(elements: int) -> list[Case]:
     g = torch.Generator().manual_seed(0)
     a, b, c = (torch.randn(elements, generator=g) for _ in range(3))
     out = torch.empty_like(a)
+    torch.testing.assert_close(
+        rsimd.fused_mad_normalize(a, b, c, 0.5, 2.0, out=out), (a * b + c - 0.5) / 2.0
+    )
     return [
         Case("torch eager (a*b + c - mean) / std", lambda: (a * b + c - 0.5) / 2.0),
         Case(
