@@ -110,6 +110,14 @@ pub enum ViewError {
         /// The rejected value as given.
         value: String,
     },
+    /// The operating system refused the memory for a new tensor.
+    #[error("could not allocate {bytes} bytes for a new tensor: {reason}")]
+    OutOfMemory {
+        /// The size asked for.
+        bytes: usize,
+        /// What the operating system said.
+        reason: String,
+    },
     /// The operating system refused to start the worker threads.
     #[error("could not start the thread pool: {0}")]
     ThreadPool(String),

@@ -7,7 +7,7 @@ use crate::layout::{Layout, checked_numel};
 use crate::view::{RawBuffer, TensorView};
 use crate::view_mut::TensorViewMut;
 
-/// One cache line. Storing the buffer as `Vec<CacheLine>` gives 64-byte alignment (what
+/// One cache line. Storing small buffers as `Vec<CacheLine>` gives 64-byte alignment (what
 /// AVX-512 loads and torch's own allocator use) with no unsafe allocation code: bytemuck
 /// reinterprets the lines as elements, which is sound because `CacheLine` is plain bytes
 /// and 64 is a multiple of every element size.
@@ -18,9 +18,61 @@ struct CacheLine([u8; 64]);
 /// The alignment, in bytes, of every [`OwnedTensor`] buffer.
 pub const ALIGNMENT: usize = std::mem::align_of::<CacheLine>();
 
+/// From this size on, buffers are anonymous memory mappings instead of heap allocations.
+///
+/// Why: Rust's allocator can only take zeroed memory from `calloc` up to 16-byte alignment;
+/// for 64 it allocates and then `memset`s the whole buffer, in the calling thread, before
+/// anyone writes it (400 MB: about 200 ms on the CI VM, all of it faulting pages in one
+/// thread). A fresh mapping is zero pages from the kernel that cost nothing until the
+/// threads that fill the tensor first write them, in parallel; it is page-aligned.
+const MAPPED_FROM_BYTES: usize = crate::huge_pages::MIN_BYTES;
+
+/// Where the elements live.
+enum Buffer {
+    /// Small buffers: zeroed cache lines from the global allocator.
+    Heap(Vec<CacheLine>),
+    /// Large buffers: a private anonymous mapping, page-aligned and zero-filled.
+    Mapped(memmap2::MmapMut),
+}
+
+impl Buffer {
+    /// `bytes` zero bytes, 64-byte aligned.
+    fn zeroed(bytes: usize) -> Result<Buffer> {
+        if bytes < MAPPED_FROM_BYTES {
+            return Ok(Buffer::Heap(bytemuck::allocation::zeroed_vec(
+                bytes.div_ceil(ALIGNMENT),
+            )));
+        }
+        let map = memmap2::MmapOptions::new()
+            .len(bytes)
+            .map_anon()
+            .map_err(|e| ViewError::OutOfMemory {
+                bytes,
+                reason: e.to_string(),
+            })?;
+        // Untouched so far: huge pages make the first writes fault less.
+        crate::huge_pages::advise(map.as_ptr() as usize, bytes);
+        Ok(Buffer::Mapped(map))
+    }
+
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Buffer::Heap(lines) => bytemuck::cast_slice(lines),
+            Buffer::Mapped(map) => map,
+        }
+    }
+
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        match self {
+            Buffer::Heap(lines) => bytemuck::cast_slice_mut(lines),
+            Buffer::Mapped(map) => map,
+        }
+    }
+}
+
 /// A row-major tensor that owns its 64-byte-aligned buffer.
 pub struct OwnedTensor<T> {
-    lines: Vec<CacheLine>,
+    buffer: Buffer,
     numel: usize,
     /// Row-major over exactly `numel` elements; validated whenever it is set.
     layout: Layout,
@@ -30,9 +82,10 @@ pub struct OwnedTensor<T> {
 impl<T: Element> OwnedTensor<T> {
     /// A tensor of `shape` filled with zero bits (0, 0.0 or false).
     ///
-    /// Large buffers come from `calloc`, so untouched pages cost nothing until written; from
-    /// 4 MiB on they are advised onto transparent huge pages (Linux), so that the first
-    /// write takes one page fault per 2 MiB instead of per 4 KiB.
+    /// From 4 MiB on the buffer is a fresh anonymous mapping, so its pages cost nothing until
+    /// written, and it is advised onto transparent huge pages (Linux), so that the first
+    /// write takes one page fault per 2 MiB instead of per 4 KiB. The operating system
+    /// refusing the memory is an error ([`ViewError::OutOfMemory`]), not an abort.
     pub fn zeros(shape: &[usize]) -> Result<Self> {
         let overflow = || ViewError::ShapeOverflow {
             shape: shape.to_vec(),
@@ -44,11 +97,8 @@ impl<T: Element> OwnedTensor<T> {
             .filter(|&b| b <= isize::MAX as usize);
         let bytes = bytes.ok_or_else(overflow)?;
         let layout = Layout::contiguous(shape, numel)?;
-        let lines: Vec<CacheLine> = bytemuck::allocation::zeroed_vec(bytes.div_ceil(ALIGNMENT));
-        // Fresh from calloc, so untouched: huge pages make the first write fault less.
-        crate::huge_pages::advise(lines.as_ptr() as usize, bytes);
         Ok(OwnedTensor {
-            lines,
+            buffer: Buffer::zeroed(bytes)?,
             numel,
             layout,
             _element: std::marker::PhantomData,
@@ -85,14 +135,14 @@ impl<T: Element> OwnedTensor<T> {
 
     /// The elements in row-major order.
     pub fn as_slice(&self) -> &[T] {
-        let all: &[T] = bytemuck::cast_slice(&self.lines);
-        &all[..self.numel]
+        let len = self.numel * std::mem::size_of::<T>();
+        bytemuck::cast_slice(&self.buffer.bytes()[..len])
     }
 
     /// The elements in row-major order, writable.
     pub fn as_mut_slice(&mut self) -> &mut [T] {
-        let all: &mut [T] = bytemuck::cast_slice_mut(&mut self.lines);
-        &mut all[..self.numel]
+        let len = self.numel * std::mem::size_of::<T>();
+        bytemuck::cast_slice_mut(&mut self.buffer.bytes_mut()[..len])
     }
 
     /// The address of the first element (64-byte aligned).
@@ -161,6 +211,20 @@ mod tests {
         assert_eq!(t.strides(), &[3, 1]);
         *t.view_mut().unwrap().get_mut(&[0, 2]).unwrap() = bf16::ONE;
         assert_eq!(t.as_slice()[2], bf16::ONE);
+    }
+
+    #[test]
+    fn large_buffers_are_mapped_aligned_and_zeroed() {
+        let n = MAPPED_FROM_BYTES / 4 + 3;
+        let mut t = OwnedTensor::<f32>::zeros(&[n]).unwrap();
+        assert!(matches!(t.buffer, Buffer::Mapped(_)));
+        assert_eq!(t.as_ptr() as usize % ALIGNMENT, 0);
+        assert_eq!(t.as_slice().len(), n);
+        assert!(t.as_slice().iter().all(|&v| v == 0.0));
+        t.as_mut_slice()[n - 1] = 2.5;
+        assert_eq!(t.view().to_vec()[n - 1], 2.5);
+        let small = OwnedTensor::<f32>::zeros(&[n / 2]).unwrap();
+        assert!(matches!(small.buffer, Buffer::Heap(_)));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! How [`ViewError`] becomes a Python exception.
 
 use pyo3::PyErr;
-use pyo3::exceptions::{PyIndexError, PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyIndexError, PyMemoryError, PyRuntimeError, PyTypeError, PyValueError};
 
 use crate::ViewError;
 
@@ -14,6 +14,7 @@ impl From<ViewError> for PyErr {
                 PyIndexError::new_err(message)
             }
             ViewError::ThreadPool(_) => PyRuntimeError::new_err(message),
+            ViewError::OutOfMemory { .. } => PyMemoryError::new_err(message),
             _ => PyValueError::new_err(message),
         }
     }
