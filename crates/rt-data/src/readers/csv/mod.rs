@@ -7,6 +7,7 @@
 //! file is never mapped or loaded whole.
 
 pub mod categories;
+pub mod decimal_simd;
 pub mod gzip;
 pub mod header;
 pub mod number;

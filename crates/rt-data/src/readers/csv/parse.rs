@@ -1,6 +1,6 @@
 //! Decoding CSV records straight into row-major destination rows.
 //!
-//! The hot path reads a numeric feature field with [`parse_simple_decimal`], which stops at
+//! The hot path reads a numeric feature field with [`DecimalScanner`], which stops at
 //! the first byte that is not part of the number: when that byte is the delimiter or the end
 //! of the line, the field is done without any separate search for its end, no copy and no
 //! allocation. Every other field (quoted, empty, NA, exponent, label, skipped column...) goes
@@ -9,7 +9,8 @@
 
 use std::sync::Arc;
 
-use super::number::{Decimal, FieldValue, NaValues, scan_simple_decimal};
+use super::decimal_simd::DecimalScanner;
+use super::number::{Decimal, FieldValue, NaValues};
 use super::plan::Dialect;
 use crate::error::{DataError, Result};
 use crate::options::MissingPolicy;
@@ -258,6 +259,8 @@ pub struct RowWriter<'a, 's, F> {
     labels: Option<RowsMut<'a>>,
     capacity: usize,
     scratch: Vec<u8>,
+    /// Reads the common numeric fields (vector instructions where available).
+    decimals: DecimalScanner,
     /// Rows written.
     pub rows: usize,
     /// Rows skipped under `on_error="skip"`.
@@ -284,6 +287,7 @@ impl<'a, 's, F: OutFloat> RowWriter<'a, 's, F> {
             labels,
             capacity,
             scratch: Vec::new(),
+            decimals: DecimalScanner::current(),
             rows: 0,
             skipped: Vec::new(),
         }
@@ -293,6 +297,40 @@ impl<'a, 's, F: OutFloat> RowWriter<'a, 's, F> {
     /// of the first byte not consumed (the start of an incomplete record). `line` is the
     /// physical line at `buf[0]` and is advanced past what was consumed.
     pub fn parse_block(
+        &mut self,
+        buf: &[u8],
+        at_eof: bool,
+        line: &mut u64,
+        ctx: ReadContext<'_>,
+    ) -> Result<usize> {
+        #[cfg(target_arch = "x86_64")]
+        if self.decimals.is_vector() {
+            // SAFETY: the scanner chose its vector path only after detecting SSSE3 and
+            // SSE4.1 on this CPU.
+            return unsafe { self.parse_block_sse41(buf, at_eof, line, ctx) };
+        }
+        self.parse_block_inline(buf, at_eof, line, ctx)
+    }
+
+    /// [`Self::parse_block`] compiled with SSSE3 and SSE4.1, so that the vector decimal
+    /// scanner inlines into the field loop instead of being called once per field.
+    ///
+    /// # Safety
+    /// The CPU must support SSSE3 and SSE4.1.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "ssse3,sse4.1")]
+    unsafe fn parse_block_sse41(
+        &mut self,
+        buf: &[u8],
+        at_eof: bool,
+        line: &mut u64,
+        ctx: ReadContext<'_>,
+    ) -> Result<usize> {
+        self.parse_block_inline(buf, at_eof, line, ctx)
+    }
+
+    #[inline(always)]
+    fn parse_block_inline(
         &mut self,
         buf: &[u8],
         at_eof: bool,
@@ -379,7 +417,7 @@ impl<'a, 's, F: OutFloat> RowWriter<'a, 's, F> {
     }
 
     /// Decodes the record at `pos` into row `self.rows`.
-    #[inline]
+    #[inline(always)]
     fn record(&mut self, buf: &[u8], mut pos: usize, at_eof: bool, line: u64) -> Result<Step> {
         let layout = self.layout;
         let d = layout.dialect;
@@ -390,8 +428,10 @@ impl<'a, 's, F: OutFloat> RowWriter<'a, 's, F> {
             features,
             labels,
             scratch,
+            decimals,
             ..
         } = self;
+        let decimals = *decimals;
         let frow = features
             .get_mut(row * nf..(row + 1) * nf)
             .ok_or_else(|| DataError::InvalidArgument("destination too small".to_owned()))?;
@@ -420,7 +460,7 @@ impl<'a, 's, F: OutFloat> RowWriter<'a, 's, F> {
                         && !(has_codes && coded(layout, col).is_some()) =>
                 {
                     buf.get(pos..)
-                        .and_then(scan_simple_decimal)
+                        .and_then(|text| decimals.scan(text))
                         .map(|(dec, n)| (k, F::from_decimal(dec), n))
                 }
                 _ => None,
