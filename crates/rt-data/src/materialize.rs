@@ -89,12 +89,14 @@ fn materialize_on_pool(source: &dyn Source, ctx: ReadContext<'_>) -> Result<Data
     })
 }
 
+/// The output, on base pages: decoders fill it far below memory bandwidth, so huge pages
+/// would save little and their first touch can cost more (`OwnedTensor::zeros_base_pages`).
 fn allocate(dtype: DType, rows: usize, cols: usize) -> Result<Matrix> {
     let shape = [rows, cols];
     Ok(match dtype {
-        DType::Float32 => Matrix::F32(OwnedTensor::zeros(&shape)?),
-        DType::Float64 => Matrix::F64(OwnedTensor::zeros(&shape)?),
-        DType::Int64 => Matrix::I64(OwnedTensor::zeros(&shape)?),
+        DType::Float32 => Matrix::F32(OwnedTensor::zeros_base_pages(&shape)?),
+        DType::Float64 => Matrix::F64(OwnedTensor::zeros_base_pages(&shape)?),
+        DType::Int64 => Matrix::I64(OwnedTensor::zeros_base_pages(&shape)?),
         other => {
             return Err(DataError::InvalidArgument(format!(
                 "cannot materialize {other} data"

@@ -36,8 +36,9 @@ enum Buffer {
 }
 
 impl Buffer {
-    /// `bytes` zero bytes, 64-byte aligned.
-    fn zeroed(bytes: usize) -> Result<Buffer> {
+    /// `bytes` zero bytes, 64-byte aligned; a large mapping is advised onto huge pages when
+    /// `huge` is set.
+    fn zeroed(bytes: usize, huge: bool) -> Result<Buffer> {
         if bytes < MAPPED_FROM_BYTES {
             return Ok(Buffer::Heap(bytemuck::allocation::zeroed_vec(
                 bytes.div_ceil(ALIGNMENT),
@@ -50,8 +51,10 @@ impl Buffer {
                 bytes,
                 reason: e.to_string(),
             })?;
-        // Untouched so far: huge pages make the first writes fault less.
-        crate::huge_pages::advise(map.as_ptr() as usize, bytes);
+        if huge {
+            // Untouched so far: huge pages make the first writes fault less.
+            crate::huge_pages::advise(map.as_ptr() as usize, bytes);
+        }
         Ok(Buffer::Mapped(map))
     }
 
@@ -87,6 +90,21 @@ impl<T: Element> OwnedTensor<T> {
     /// write takes one page fault per 2 MiB instead of per 4 KiB. The operating system
     /// refusing the memory is an error ([`ViewError::OutOfMemory`]), not an abort.
     pub fn zeros(shape: &[usize]) -> Result<Self> {
+        Self::zeros_paged(shape, true)
+    }
+
+    /// [`OwnedTensor::zeros`] without the huge-page advice, for a buffer that its writers
+    /// fill slowly (a parser writes a few hundred MB/s per thread), where saving page faults
+    /// is worth little and a huge page's first touch can cost more than the 512 small pages
+    /// it replaces: the kernel zeroes 2 MiB at once, may compact memory to find it, and on
+    /// VMs whose memory the host backs lazily (Firecracker, the CI machine here) fresh 2 MiB
+    /// blocks are the never-touched ones. rt-data's CSV reader on the CI VM: a 400 MB
+    /// output filled with huge pages took the epoch from 1.02 to 1.24-1.41 s.
+    pub fn zeros_base_pages(shape: &[usize]) -> Result<Self> {
+        Self::zeros_paged(shape, false)
+    }
+
+    fn zeros_paged(shape: &[usize], huge: bool) -> Result<Self> {
         let overflow = || ViewError::ShapeOverflow {
             shape: shape.to_vec(),
             strides: Vec::new(),
@@ -98,7 +116,7 @@ impl<T: Element> OwnedTensor<T> {
         let bytes = bytes.ok_or_else(overflow)?;
         let layout = Layout::contiguous(shape, numel)?;
         Ok(OwnedTensor {
-            buffer: Buffer::zeroed(bytes)?,
+            buffer: Buffer::zeroed(bytes, huge)?,
             numel,
             layout,
             _element: std::marker::PhantomData,
