@@ -37,8 +37,12 @@ use crate::source::{
 /// between the copy from the page cache and the parse.
 pub const BLOCK_BYTES: usize = 1 << 20;
 
-/// Default size of the byte ranges a file is cut into.
-pub const DEFAULT_CHUNK_BYTES: u64 = 8 << 20;
+/// Default size of the byte ranges a file is cut into: a chunk is the unit of parallel
+/// decoding and of stream mode's shuffled order, and stream mode's first window is at least
+/// one chunk, so smaller chunks bring its first batch sooner (1.1 GB CSV: 15.6 ms after
+/// opening with 8 MiB, 10.8 ms with 2 MiB) and shuffle at a finer grain; the decoding rate
+/// and the planning time did not change between 8 and 2 MiB.
+pub const DEFAULT_CHUNK_BYTES: u64 = 2 << 20;
 
 /// How to read CSV text.
 #[derive(Debug, Clone, PartialEq)]
