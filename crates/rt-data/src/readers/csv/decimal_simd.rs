@@ -195,6 +195,19 @@ mod tests {
     }
 
     #[test]
+    fn the_vector_path_is_chosen_from_avx2_up_and_not_below() {
+        let detected = rt_simd::dispatch::detected_level();
+        #[cfg(target_arch = "x86_64")]
+        assert_eq!(
+            DecimalScanner::at_level(detected).is_vector(),
+            detected >= rt_simd::SimdLevel::Avx2
+        );
+        for level in [rt_simd::SimdLevel::Scalar, rt_simd::SimdLevel::Sse2] {
+            assert!(!DecimalScanner::at_level(level).is_vector());
+        }
+    }
+
+    #[test]
     fn agrees_on_edge_shapes() {
         for text in [
             "0",
@@ -233,6 +246,25 @@ mod tests {
         ] {
             agree(text.as_bytes());
         }
+    }
+
+    #[test]
+    fn agrees_on_every_short_string_of_number_bytes() {
+        // Every string of up to 5 bytes over the bytes that steer the scanners.
+        let alphabet = b"019.-+e,\n";
+        let mut text = Vec::new();
+        fn each(text: &mut Vec<u8>, alphabet: &[u8], left: usize) {
+            agree(text);
+            if left == 0 {
+                return;
+            }
+            for &b in alphabet {
+                text.push(b);
+                each(text, alphabet, left - 1);
+                text.pop();
+            }
+        }
+        each(&mut text, alphabet, 5);
     }
 
     proptest! {
