@@ -106,9 +106,10 @@ pub(crate) fn contiguous<'a, T: Element>(
 }
 
 /// From this many bytes up, new outputs come from `torch.empty` instead of a zeroed
-/// [`OwnedTensor`]: `calloc` must clear memory it recycles (about 1 ms per 16 MB, which
-/// costs more than the kernel), while torch's allocator hands it back as is. Below it,
-/// the DLPack route's lower per-call cost wins (`benchmarks/view.py`).
+/// [`OwnedTensor`]: that one is cleared with a `memset` (below 4 MiB; Rust's allocator can
+/// not use `calloc` at 64-byte alignment) or faulted in fresh from the kernel (above), each
+/// costing about as much as a memory-bound kernel, while torch's allocator hands memory
+/// back as is. Below it, the DLPack route's lower per-call cost wins (`benchmarks/view.py`).
 const LARGE_OUTPUT: usize = 1 << 20;
 
 /// Where a kernel writes its result: a new tensor, or a checked `out=`.
