@@ -246,6 +246,17 @@ mod tests {
     }
 
     #[test]
+    fn memory_the_system_refuses_is_an_error_not_an_abort() {
+        // 2^62 bytes passes the isize check but exceeds any x86-64/aarch64 address space,
+        // so the mapping fails whatever the overcommit setting.
+        let err = OwnedTensor::<u8>::zeros(&[1 << 62]).unwrap_err();
+        assert!(
+            matches!(err, ViewError::OutOfMemory { bytes, .. } if bytes == 1 << 62),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn absurd_shapes_are_refused() {
         assert!(OwnedTensor::<f32>::zeros(&[usize::MAX, 2]).is_err());
         assert!(OwnedTensor::<f32>::zeros(&[usize::MAX / 2]).is_err());
