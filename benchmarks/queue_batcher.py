@@ -20,8 +20,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-# This file is named like the standard library's `queue`, which it (and torch) import: take
-# its directory off the path while that happens, then put it back for `_harness`.
+# Python puts this script's directory first on sys.path. Take it off while the standard
+# library's `queue` (which this file and torch import) is imported, so that nothing in
+# benchmarks/ can shadow it (the reason this file is not called queue.py), then put it back
+# for `_harness`.
 _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 import queue  # noqa: E402

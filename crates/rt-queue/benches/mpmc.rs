@@ -5,7 +5,7 @@
 //!
 //! This is the comparison the issue asks for before choosing something other than
 //! crossbeam. crossbeam's lock-free slots are somewhat faster in pure Rust; from Python
-//! every call also takes the GIL, which dominates (see benchmarks/queue.py), and the
+//! every call also takes the GIL, which dominates (see benchmarks/queue_batcher.py), and the
 //! queue needs an explicit close and loom-checkable locking (see src/queue.rs).
 
 #![allow(

@@ -8,7 +8,7 @@
 //! are blocked in `send`; and its lock-free internals cannot be model-checked with loom,
 //! while every wait here can (see `sync.rs`). In Rust alone crossbeam moves items about
 //! 1.1 to 1.25 times as fast (`benches/mpmc.rs`); from Python the GIL, not this lock,
-//! bounds throughput (`benchmarks/queue.py`).
+//! bounds throughput (`benchmarks/queue_batcher.py`).
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
