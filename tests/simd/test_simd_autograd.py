@@ -103,3 +103,59 @@ def test_out_with_autograd_is_refused_like_torch() -> None:
     x = torch.randn(4, requires_grad=True)
     with pytest.raises(RuntimeError, match="out="):
         rs.tanh(x, out=torch.empty(4))
+
+
+def test_normalize_gradients_reach_tensor_mean_and_std() -> None:
+    x = inputs(3, 4, 5, seed=7)
+    mean, std = inputs(4, seed=8), (torch.rand(4, dtype=torch.float64) + 0.5).requires_grad_()
+    assert torch.autograd.gradcheck(lambda x, m, s: rs.normalize(x, m, s, 1), (x, mean, std))
+    m0 = torch.tensor(0.3, dtype=torch.float64, requires_grad=True)
+    s0 = torch.tensor(1.7, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda x, m, s: rs.normalize(x, m, s, -1), (x, m0, s0))
+    # Only a parameter requires grad: the op must still record it.
+    assert torch.autograd.gradcheck(lambda m: rs.normalize(x.detach(), m, 2.0, 1), (mean,))
+
+
+def test_standardize_omit_gradients_skip_the_missing_entries() -> None:
+    torch.manual_seed(9)
+    x = torch.randn(9, 3, dtype=torch.float64)
+    x[1, 0] = x[4, 2] = x[5, 2] = float("nan")
+    x.requires_grad_()
+
+    def nan_aware(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        # The statistics over the present entries, with torch ops (the reference).
+        present = ~t.isnan()
+        n = present.sum(0)
+        mean = torch.where(present, t, 0.0).sum(0) / n
+        xc = torch.where(present, t - mean, 0.0)
+        std = (xc.pow(2).sum(0) / (n - 1)).sqrt()
+        return torch.where(present, xc / std, float("nan")), mean, std
+
+    ours = rs.standardize(x, nan_policy="omit")
+    ref = nan_aware(x)
+    g = [torch.randn_like(t) for t in ref]
+
+    def loss(outs: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        return sum((torch.nan_to_num(o) * w).sum() for o, w in zip(outs, g, strict=True))
+
+    (ga,) = torch.autograd.grad(loss(ours), x)
+    (gb,) = torch.autograd.grad(loss(ref), x)
+    assert not ga.isnan().any()
+    assert torch.allclose(ga, gb)
+    assert ga[1, 0] == 0.0 and ga[4, 2] == 0.0
+
+
+@pytest.mark.parametrize(
+    "call",
+    [lambda a, b: rs.cdist(a, b), lambda a, b: rs.cosine_similarity(a, b)],
+    ids=["cdist", "cosine_similarity"],
+)
+def test_ops_without_autograd_refuse_inputs_that_require_grad(call) -> None:  # type: ignore[no-untyped-def]
+    a, b = torch.randn(4, 3, requires_grad=True), torch.randn(4, 3)
+    with pytest.raises(RuntimeError, match="has no autograd"):
+        call(a, b)
+    with pytest.raises(RuntimeError, match="has no autograd"):
+        call(b, a)
+    with torch.no_grad():
+        assert call(a, b).shape[0] == 4
+    assert call(a.detach(), b).grad_fn is None

@@ -114,3 +114,23 @@ OPCHECK = [
 )
 def test_opcheck(op, args) -> None:  # type: ignore[no-untyped-def]
     torch.library.opcheck(op, args)
+
+
+@pytest.mark.parametrize(
+    "bad_out,problem",
+    [(torch.zeros(6), "out has shape"), (torch.zeros(4, 6, dtype=torch.float64), "out has dtype")],
+    ids=["shape", "dtype"],
+)
+def test_compiled_out_of_the_wrong_shape_or_dtype_is_refused_and_unwritten(
+    bad_out: torch.Tensor, problem: str
+) -> None:
+    # Traced calls copy the op's result into out=; the copy must not broadcast or cast.
+    x = torch.randn(4, 6)
+    bad_out.fill_(3.0)
+
+    def f(x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        return rs.relu(x, out=out)
+
+    with pytest.raises(Exception, match=problem):
+        torch.compile(f, fullgraph=True, backend="eager")(x, bad_out)
+    assert (bad_out == 3.0).all()

@@ -19,7 +19,8 @@ def unchanged(*tensors: torch.Tensor) -> Iterator[None]:
     before = [t.clone() for t in tensors]
     yield
     for t, b in zip(tensors, before, strict=True):
-        assert torch.equal(t, b) or (t.isnan() == b.isnan()).all(), "a refused call wrote"
+        # Exact, NaN equal to NaN: any element a refused call wrote shows up.
+        torch.testing.assert_close(t, b, rtol=0, atol=0, equal_nan=True, msg="a refused call wrote")
 
 
 # (name, call taking x and out=) for every op with a tensor output
@@ -116,6 +117,28 @@ def test_out_of_the_wrong_shape_or_dtype_is_refused_and_unwritten(name: str) -> 
     wrong_dtype = torch.full(shape, 3.0, dtype=torch.float64)
     with unchanged(wrong_dtype), pytest.raises(TypeError, match="dtype"):
         UNARY[name](x, out=wrong_dtype)
+
+
+@pytest.mark.parametrize("name", sorted(UNARY))
+def test_refused_inputs_leave_out_unwritten(name: str) -> None:
+    x = _x()
+    out = torch.full(out_shape(name, x), 3.0)
+    with unchanged(out), pytest.raises(TypeError, match="int32"):
+        UNARY[name](x.to(torch.int32), out=out)
+    with unchanged(out), pytest.raises(ValueError, match="'meta'"):
+        UNARY[name](torch.empty(4, 6, device="meta"), out=out)
+
+
+def test_mismatched_operands_leave_out_unwritten() -> None:
+    a, b = torch.randn(4), torch.randn(5)
+    out = torch.full((4,), 3.0)
+    with unchanged(out), pytest.raises(ValueError, match="shape"):
+        rs.fused_mad_normalize(a, b, a, 0.0, 1.0, out=out)
+    out2 = torch.full((4, 3), 3.0)
+    with unchanged(out2), pytest.raises(ValueError, match="equal batch dimensions and d"):
+        rs.cdist(torch.randn(4, 6), torch.randn(3, 5), out=out2)
+    with unchanged(out), pytest.raises(ValueError, match="shape"):
+        rs.cosine_similarity(torch.randn(4, 6), torch.randn(5, 6), out=out)
 
 
 def test_out_that_requires_grad_is_refused() -> None:

@@ -190,7 +190,7 @@ def test_nan_policy_omit_is_numpys_nan_functions(level: str, dtype: torch.dtype)
     ],
     ids=["mean_var", "standardize", "minmax_scale", "robust_scale"],
 )
-def test_nan_policy_raise_writes_nothing(call) -> None:  # type: ignore[no-untyped-def]
+def test_nan_policy_raise_raises_only_on_nan(call) -> None:  # type: ignore[no-untyped-def]
     x = with_nans(torch.float32)
     with pytest.raises(ValueError, match="NaN"):
         call(x)
@@ -198,11 +198,12 @@ def test_nan_policy_raise_writes_nothing(call) -> None:  # type: ignore[no-untyp
     call(clean)  # no NaN: no error
 
 
-def test_nan_policy_raise_leaves_out_untouched() -> None:
+@pytest.mark.parametrize("scaler", [rs.standardize, rs.minmax_scale, rs.robust_scale])
+def test_nan_policy_raise_leaves_out_untouched(scaler) -> None:  # type: ignore[no-untyped-def]
     x = with_nans(torch.float64)
     out = torch.full_like(x, 7.0)
     with pytest.raises(ValueError, match="column 1"):
-        rs.standardize(x, nan_policy="raise", out=out)
+        scaler(x, nan_policy="raise", out=out)
     assert (out == 7.0).all()
 
 

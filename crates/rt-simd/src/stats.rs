@@ -756,13 +756,16 @@ pub(crate) fn robust_scale_cancellable<T: Real>(
             .collect())
     };
     if nan == NanPolicy::Raise {
-        let nans: usize = x.iter().filter(|v| v.is_nan()).count();
-        if let Some(first) = x.iter().position(|v| v.is_nan()) {
-            let inner = axis.inner.max(1);
-            return Err(SimdError::NanFound {
-                count: nans,
-                column: (first / (axis.len * inner).max(1)) * inner + first % inner,
-            });
+        // The lowest column (lane) holding a NaN, as the one-pass statistics report it;
+        // not the column of the first NaN in memory order, which is an earlier row's.
+        let inner = axis.inner.max(1);
+        let lane_of = |i: usize| (i / (axis.len * inner).max(1)) * inner + i % inner;
+        let nan_lanes = x.iter().enumerate().filter(|(_, v)| v.is_nan());
+        let (count, column) = nan_lanes.fold((0usize, usize::MAX), |(n, lo), (i, _)| {
+            (n + 1, lo.min(lane_of(i)))
+        });
+        if count > 0 {
+            return Err(SimdError::NanFound { count, column });
         }
     }
     let results: Vec<Result<Vec<[T; 3]>>> = map_tasks(groups.iter().collect(), per_group)?;

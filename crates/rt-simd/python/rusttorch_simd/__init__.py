@@ -88,8 +88,31 @@ def _into(result: Tensor, out: Tensor | None) -> Tensor:
             "rusttorch_simd: functions with out=... arguments don't support automatic "
             "differentiation (as in torch); call without out= or under torch.no_grad()"
         )
+    # The same rules as the direct path (there the kernels check them): copy_ would
+    # broadcast a smaller out= or cast to another dtype without a word. The result is
+    # complete before the copy, so here an out= overlapping an input is harmless.
+    if not isinstance(out, Tensor):
+        raise TypeError(f"out: expected a torch.Tensor, got {type(out).__name__}")
+    if out.shape != result.shape:
+        raise ValueError(
+            f"out has shape {list(out.shape)} but the result has shape {list(result.shape)}"
+        )
+    if out.dtype != result.dtype:
+        raise TypeError(f"out has dtype {out.dtype} but the result has dtype {result.dtype}")
+    if out.device != result.device:
+        raise ValueError(f"out is on device {str(out.device)!r}, expected 'cpu'")
     out.copy_(result)
     return out
+
+
+def _refuse_grad(name: str, *tensors: Tensor) -> None:
+    """Ops without autograd formulas: an input that requires grad under grad mode is an
+    error, not a result silently cut off from the graph."""
+    if torch.is_grad_enabled() and any(isinstance(t, Tensor) and t.requires_grad for t in tensors):
+        raise RuntimeError(
+            f"rusttorch_simd.{name} has no autograd (its inputs require grad): use the torch "
+            "function for gradients, or call it under torch.no_grad() or with detached inputs"
+        )
 
 
 def _param(v: float | Sequence[float] | Tensor) -> Tensor:
@@ -219,7 +242,7 @@ def normalize(
 ) -> Tensor:
     """Per-channel ``(x - mean[c]) / std[c]`` along ``dim`` (torchvision's Normalize for an
     N x C x H x W batch with the default ``dim=1``)."""
-    if _needs_op(x):
+    if _needs_op(x, mean, std):
         return _into(_ops.normalize_op(x, _param(mean), _param(std), dim), out)
     return _native.normalize(x, mean, std, dim, out=out)
 
@@ -364,6 +387,7 @@ def cdist(x: Tensor, y: Tensor, metric: str = "l2", *, out: Tensor | None = None
     ``"dot"``. No autograd."""
     if _is_compiling():
         return _into(_ops.cdist_op(x, y, metric), out)
+    _refuse_grad("cdist", x, y)
     return _native.cdist(x, y, metric, out=out)
 
 
@@ -374,6 +398,7 @@ def cosine_similarity(
     no broadcasting). No autograd."""
     if _is_compiling():
         return _into(_ops.cosine_similarity_op(x1, x2, eps), out)
+    _refuse_grad("cosine_similarity", x1, x2)
     return _native.cosine_similarity(x1, x2, dim, eps, out=out)
 
 

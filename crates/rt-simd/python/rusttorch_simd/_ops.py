@@ -263,17 +263,33 @@ def _channel_shape(x: Tensor, dim: int) -> list[int]:
 
 
 def _normalize_setup(ctx, inputs, output):  # type: ignore[no-untyped-def]
-    x, _mean, std, dim = inputs
-    ctx.save_for_backward(std)
-    ctx.shape = _channel_shape(x, dim % x.dim())
+    x, mean, std, dim = inputs
+    ctx.save_for_backward(x, mean, std)
+    ctx.dim = dim % x.dim()
+    ctx.shape = _channel_shape(x, ctx.dim)
+
+
+def _as_param_shape(g: Tensor, p: Tensor, dim: int) -> Tensor:
+    """The gradient of a mean/std parameter (one number, or one per channel along dim)
+    from the elementwise gradient g: summed over every other dimension."""
+    if p.numel() == 1:  # one number for every channel (with one channel, the same sum)
+        return g.sum().reshape(p.shape).to(p.dtype)
+    others = [d for d in range(g.dim()) if d != dim]
+    return (g.sum(others) if others else g).reshape(p.shape).to(p.dtype)
 
 
 def _normalize_backward(ctx, grad):  # type: ignore[no-untyped-def]
-    (std,) = ctx.saved_tensors
-    s = std.to(grad.dtype)
+    # y = (x - m) / s per channel: dy/dx = 1/s, dy/dm = -1/s, dy/ds = -(x - m) / s^2.
+    x, mean, std = ctx.saved_tensors
+    m, s = mean.to(grad.dtype), std.to(grad.dtype)
     if s.dim() == 1:
         s = s.reshape(ctx.shape)
-    return grad / s, None, None, None
+    if m.dim() == 1:
+        m = m.reshape(ctx.shape)
+    gx = grad / s
+    gmean = _as_param_shape(-gx, mean, ctx.dim) if ctx.needs_input_grad[1] else None
+    gstd = _as_param_shape(-gx * (x - m) / s, std, ctx.dim) if ctx.needs_input_grad[2] else None
+    return gx if ctx.needs_input_grad[0] else None, gmean, gstd, None
 
 
 normalize_op.register_autograd(_normalize_backward, setup_context=_normalize_setup)
@@ -313,30 +329,43 @@ def _(
 
 
 def _standardize_setup(ctx, inputs, output):  # type: ignore[no-untyped-def]
-    x, dim, correction, eps, _nan = inputs
+    x, dim, correction, eps, nan_policy = inputs
     _y, mean, std = output
     ctx.save_for_backward(x, mean, std)
     ctx.dim, ctx.correction, ctx.eps = dim % x.dim(), correction, eps
+    ctx.omit = nan_policy == "omit"
 
 
 def _standardize_backward(ctx, gy, gmean, gstd):  # type: ignore[no-untyped-def]
     x, mean, std = ctx.saved_tensors
     d = ctx.dim
-    n = x.shape[d]
     m = mean.unsqueeze(d)
     s = std.unsqueeze(d)
-    xc = x - m
-    dof = max(n - ctx.correction, 0.0)
+    if ctx.omit:
+        # The statistics saw only the non-NaN entries: the sums below run over those, each
+        # column with its own count, and a NaN entry (absent from the statistics, NaN in
+        # y) gets no gradient, as with torch.nanmean.
+        present = ~x.isnan()
+        n = present.sum(d, keepdim=True).to(x.dtype)
+        xc = torch.where(present, x - m, 0.0)
+        gy = torch.where(present, gy, 0.0)
+    else:
+        present = None
+        n = torch.tensor(float(x.shape[d]), dtype=x.dtype)
+        xc = x - m
+    dof = (n - ctx.correction).clamp_min(0.0)
     # y = xc / (s + eps); s = sqrt(sum(xc^2) / dof); sum(xc) = 0 removes the mean's term.
     denom = s + ctx.eps
     gx = gy / denom
-    gx = gx - gx.mean(d, keepdim=True)
+    gx = gx - gx.sum(d, keepdim=True) / n
     g_s = -(gy * xc).sum(d, keepdim=True) / (denom * denom)
     if gstd is not None:
         g_s = g_s + gstd.unsqueeze(d)
     gx = gx + g_s * xc / (dof * s)
     if gmean is not None:
         gx = gx + gmean.unsqueeze(d) / n
+    if present is not None:
+        gx = torch.where(present, gx, 0.0)
     return gx, None, None, None, None
 
 
