@@ -34,10 +34,40 @@ def test_a_request_of_another_shape_is_rejected_alone_and_the_rest_proceed() -> 
     assert isinstance(outcomes[1], ValueError)
     message = str(outcomes[1])
     assert "shape (5,)" in message and "shape (3,)" in message
-    assert "first request of its batch" in message
+    assert "each of the 3 requests its batch runs" in message
     for got, expected in zip([outcomes[0], *outcomes[2:]], good, strict=True):
         assert torch.equal(got, expected)
     assert gate.sizes() == [3]
+
+
+@pytest.mark.parametrize("where", ["first", "last"])
+def test_the_odd_request_is_rejected_alone_wherever_it_arrives(where: str) -> None:
+    # The batch runs the shape most of its requests share, not the first request's: an odd
+    # request arriving first must not fail the others.
+    good = [torch.full((3,), float(i)) for i in range(4)]
+    odd = torch.ones(2, 5)
+    requests = [odd, *good] if where == "first" else [*good, odd]
+    outcomes, gate = run_one_batch(requests)
+    odd_index = 0 if where == "first" else len(requests) - 1
+    errors = [o for o in outcomes if isinstance(o, BaseException)]
+    assert len(errors) == 1 and isinstance(outcomes[odd_index], ValueError)
+    message = str(outcomes[odd_index])
+    assert "has shape (2, 5)" in message and "has shape (3,)" in message, message
+    assert "each of the 4 requests its batch runs" in message
+    results = [o for i, o in enumerate(outcomes) if i != odd_index]
+    for got, expected in zip(results, good, strict=True):
+        assert torch.equal(got, expected)
+    assert gate.sizes() == [4]
+
+
+def test_a_tie_between_layouts_goes_to_the_one_that_arrived_first() -> None:
+    a = [torch.full((2,), float(i)) for i in range(2)]
+    b = [torch.full((3,), float(i)) for i in range(2)]
+    outcomes, gate = run_one_batch([b[0], a[0], a[1], b[1]])
+    assert torch.equal(outcomes[0], b[0]) and torch.equal(outcomes[3], b[1])
+    assert isinstance(outcomes[1], ValueError) and isinstance(outcomes[2], ValueError)
+    assert "the 2 requests its batch runs it has shape (3,)" in str(outcomes[1])
+    assert gate.sizes() == [2]
 
 
 def test_a_request_of_another_dtype_is_rejected_alone() -> None:
@@ -76,7 +106,8 @@ def test_dicts_with_other_keys_are_rejected_alone() -> None:
     outcomes, _ = run_one_batch(
         [ok, {"x": torch.ones(2), "z": torch.zeros(1)}, {"x": torch.ones(3), "y": torch.zeros(1)}]
     )
-    assert isinstance(outcomes[1], ValueError) and "no key 'y'" in str(outcomes[1])
+    assert isinstance(outcomes[1], ValueError)
+    assert "has keys 'x', 'z'" in str(outcomes[1]) and "has keys 'x', 'y'" in str(outcomes[1])
     assert "request['x'] has shape (3,)" in str(outcomes[2])
     assert isinstance(outcomes[0], dict)
 

@@ -73,11 +73,12 @@ class Batcher(_native.Batcher):
     (GIL released) while it is full. A request still queued ``timeout_ms`` after it was
     submitted fails with ``TimeoutError`` instead of running.
 
-    Errors reach only the callers they concern: a request that does not match the first
-    request of its batch (structure, shape or dtype) fails alone with ``ValueError``; an
-    exception from ``fn``, or an output with the wrong number of rows, fails every request
-    of that batch. ``close()`` (or leaving a ``with`` block) stops new requests, lets the
-    queued ones run, and joins the worker. Every request is resolved exactly once.
+    Errors reach only the callers they concern: a batch runs the layout (structure, keys,
+    shapes and dtypes) most of its requests share, and a request of another layout fails
+    alone with ``ValueError``; an exception from ``fn``, or an output with the wrong number
+    of rows, fails every request of that batch. ``close()`` (or leaving a ``with`` block)
+    stops new requests, lets the queued ones run, and joins the worker. Every request is
+    resolved exactly once.
 
     ``fn`` runs on the worker thread, where torch's grad mode is on by default: decorate it
     with ``@torch.inference_mode()`` for inference.

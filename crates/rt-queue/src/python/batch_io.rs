@@ -1,10 +1,11 @@
 //! From requests to one batch, and from the batch's output back to the requests.
 //!
 //! In: each request's tensors are borrowed in place (rt-view's bridge: no copy, checked
-//! dtype, device and bounds), checked against the batch's first request, and stacked per
-//! field into one new tensor with [`crate::stack`] (the GIL released when the copy is large
-//! enough to pay for it). Out: `fn`'s output is split along dim 0 with `unbind`, so each
-//! caller gets a view of its row of the output, not a copy.
+//! dtype, device and bounds); the requests are grouped by layout (structure, dict keys, and
+//! each field's dtype and shape), the batch runs the layout most of them share, and each
+//! field is stacked into one new tensor with [`crate::stack`] (the GIL released when the
+//! copy is large enough to pay for it). Out: `fn`'s output is split along dim 0 with
+//! `unbind`, so each caller gets a view of its row of the output, not a copy.
 
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::intern;
@@ -16,67 +17,61 @@ use rt_view::{DType, TensorView, dispatch_dtype};
 use super::request::{Request, Structure};
 use crate::stack;
 
-/// What every request of a batch must look like: set by the batch's first valid request.
+/// What every request of a batch must look like: the layout most of its requests share.
 pub(crate) struct Layout<'py> {
     structure: Structure,
-    /// For dicts, the keys in the first request's order (the batch dict's order).
+    /// For dicts, the keys in the order of the first request with this layout (the batch
+    /// dict's order).
     keys: Vec<Bound<'py, PyString>>,
     /// dtype and shape of each field.
     fields: Vec<(DType, Vec<usize>)>,
 }
 
-/// A request whose tensors are borrowed and match the batch's layout.
+/// A request whose tensors are borrowed and match the batch's layout, in its field order.
 pub(crate) struct Accepted<'py> {
     pub(crate) request: Request,
     pub(crate) leaves: Vec<PyTensor<'py>>,
 }
 
-/// Borrows the tensors of `request` and checks them against `layout`, or makes this
-/// request set the layout when it is the first. An error rejects this request alone.
-pub(crate) fn accept<'py>(
-    py: Python<'py>,
-    request: &Request,
-    layout: &mut Option<Layout<'py>>,
-) -> PyResult<Vec<PyTensor<'py>>> {
-    let payload = request.payload.bind(py);
-    if let Some(expected) = layout.as_ref() {
-        if request.structure != expected.structure {
-            return Err(PyValueError::new_err(format!(
-                "this request is {}, but the first request of its batch is {}; every request \
-                 in a batch must have the same structure",
-                request.structure.describe(),
-                expected.structure.describe()
-            )));
+/// A request whose tensors are borrowed, in its own field order (for a dict, the order of
+/// its own keys).
+pub(crate) struct Borrowed<'py> {
+    request: Request,
+    keys: Vec<Bound<'py, PyString>>,
+    leaves: Vec<PyTensor<'py>>,
+}
+
+impl<'py> Borrowed<'py> {
+    pub(crate) fn new(request: Request, (keys, leaves): Leaves<'py>) -> Self {
+        Borrowed {
+            request,
+            keys,
+            leaves,
         }
     }
-    let keys = match (request.structure, layout.as_ref()) {
-        (Structure::Dict(_), Some(expected)) => expected.keys.clone(),
-        (Structure::Dict(_), None) => payload
-            .cast::<PyDict>()?
-            .keys()
-            .iter()
-            .map(|k| k.cast_into::<PyString>().map_err(PyErr::from))
-            .collect::<PyResult<Vec<_>>>()?,
-        _ => Vec::new(),
-    };
-    let objects: Vec<Bound<'py, PyAny>> = match request.structure {
-        Structure::Tensor => vec![payload.clone()],
-        Structure::Tuple(_) => payload.cast::<PyTuple>()?.iter().collect(),
-        Structure::Dict(_) => {
-            let dict = payload.cast::<PyDict>()?;
-            keys.iter()
-                .map(|key| {
-                    dict.get_item(key)?.ok_or_else(|| {
-                        PyValueError::new_err(format!(
-                            "this request has no key {}, which the first request of its batch has; \
-                             every request in a batch must have the same keys",
-                            key.repr().map(|r| r.to_string()).unwrap_or_default()
-                        ))
-                    })
-                })
-                .collect::<PyResult<_>>()?
-        }
-    };
+}
+
+/// A request's dict keys (empty for a tensor or tuple) and its borrowed tensors.
+pub(crate) type Leaves<'py> = (Vec<Bound<'py, PyString>>, Vec<PyTensor<'py>>);
+
+/// Borrows the tensors of `request`; an error (a tensor the bridge refuses) rejects this
+/// request alone.
+pub(crate) fn borrow<'py>(py: Python<'py>, request: &Request) -> PyResult<Leaves<'py>> {
+    let payload = request.payload.bind(py);
+    let (keys, objects): (Vec<Bound<'py, PyString>>, Vec<Bound<'py, PyAny>>) =
+        match request.structure {
+            Structure::Tensor => (Vec::new(), vec![payload.clone()]),
+            Structure::Tuple(_) => (Vec::new(), payload.cast::<PyTuple>()?.iter().collect()),
+            Structure::Dict(_) => {
+                let mut keys = Vec::new();
+                let mut objects = Vec::new();
+                for (key, value) in payload.cast::<PyDict>()?.iter() {
+                    keys.push(key.cast_into::<PyString>()?);
+                    objects.push(value);
+                }
+                (keys, objects)
+            }
+        };
     let mut leaves = Vec::with_capacity(objects.len());
     for (index, object) in objects.iter().enumerate() {
         let leaf = PyTensor::extract(object, Access::Read)
@@ -91,35 +86,213 @@ pub(crate) fn accept<'py>(
                 leaf.dtype()
             )));
         }
-        if let Some(expected) = layout.as_ref() {
-            if let Some((dtype, shape)) = expected.fields.get(index) {
-                if leaf.dtype() != *dtype || leaf.shape() != shape.as_slice() {
-                    return Err(PyValueError::new_err(format!(
-                        "{} has shape {} and dtype {}, but the first request of its batch has \
-                         shape {} and dtype {}; every request in a batch must have the same \
-                         shapes and dtypes",
-                        field_name(request.structure, &keys, index),
-                        py_shape(leaf.shape()),
-                        leaf.dtype(),
-                        py_shape(shape),
-                        dtype
-                    )));
-                }
-            }
-        }
         leaves.push(leaf);
     }
-    if layout.is_none() {
-        *layout = Some(Layout {
-            structure: request.structure,
-            keys,
-            fields: leaves
-                .iter()
-                .map(|l| (l.dtype(), l.shape().to_vec()))
-                .collect(),
+    Ok((keys, leaves))
+}
+
+/// The requests of one batch, split into those that run and those rejected alone.
+pub(crate) struct Grouped<'py> {
+    /// `None` when no request is left to run.
+    pub(crate) layout: Option<Layout<'py>>,
+    pub(crate) accepted: Vec<Accepted<'py>>,
+    pub(crate) rejected: Vec<(Request, PyErr)>,
+}
+
+/// Groups the borrowed requests of a batch by layout; the batch runs the layout shared by
+/// the most requests (on a tie, the one whose first request arrived first), and every
+/// request of another layout is rejected alone with an error naming both. Deciding by the
+/// first request instead would let one odd request fail all the others.
+///
+/// Requests keep their arrival order among the accepted. A batch holds at most
+/// `max_batch_size` requests and almost always one layout, so comparing each request with
+/// one representative per layout seen is cheap.
+pub(crate) fn group<'py>(borrowed: Vec<Borrowed<'py>>) -> Grouped<'py> {
+    // (index of the layout's first request, how many requests have it)
+    let mut layouts: Vec<(usize, usize)> = Vec::new();
+    // Per request: which layout it has, and where each of the layout's fields is among
+    // the request's own (dict keys may come in any order).
+    let mut placed: Vec<(usize, Vec<usize>)> = Vec::with_capacity(borrowed.len());
+    for (i, candidate) in borrowed.iter().enumerate() {
+        let found = layouts
+            .iter_mut()
+            .enumerate()
+            .find_map(|(l, (first, count))| {
+                let order = borrowed
+                    .get(*first)
+                    .and_then(|first| order_like(first, candidate))?;
+                *count += 1;
+                Some((l, order))
+            });
+        placed.push(found.unwrap_or_else(|| {
+            layouts.push((i, 1));
+            (layouts.len() - 1, (0..candidate.leaves.len()).collect())
+        }));
+    }
+    // The most shared layout; `>` keeps the earliest on a tie.
+    let mut winner = 0;
+    for (l, &(_, count)) in layouts.iter().enumerate() {
+        if layouts.get(winner).is_some_and(|&(_, best)| count > best) {
+            winner = l;
+        }
+    }
+    let Some(&(first, count)) = layouts.get(winner) else {
+        return Grouped {
+            layout: None,
+            accepted: Vec::new(),
+            rejected: Vec::new(),
+        };
+    };
+    let rejections: Vec<Option<PyErr>> = borrowed
+        .iter()
+        .zip(&placed)
+        .map(|(candidate, &(l, _))| {
+            if l == winner {
+                return None;
+            }
+            Some(match borrowed.get(first) {
+                Some(reference) => mismatch(candidate, reference, count),
+                None => PyValueError::new_err("a batch lost its layout (internal error)"),
+            })
+        })
+        .collect();
+    let mut layout = None;
+    let mut accepted = Vec::with_capacity(count);
+    let mut rejected = Vec::new();
+    for ((candidate, (_, order)), rejection) in borrowed.into_iter().zip(placed).zip(rejections) {
+        if let Some(err) = rejection {
+            rejected.push((candidate.request, err));
+            continue;
+        }
+        let mut own: Vec<Option<PyTensor<'py>>> = candidate.leaves.into_iter().map(Some).collect();
+        let leaves: Option<Vec<PyTensor<'py>>> = order
+            .iter()
+            .map(|&k| own.get_mut(k).and_then(Option::take))
+            .collect();
+        let Some(leaves) = leaves else {
+            let err = PyValueError::new_err("a request lost a field (internal error)");
+            rejected.push((candidate.request, err));
+            continue;
+        };
+        if layout.is_none() {
+            // The first accepted request is the layout's first: its key order is the batch's.
+            layout = Some(Layout {
+                structure: candidate.request.structure,
+                keys: candidate.keys,
+                fields: leaves
+                    .iter()
+                    .map(|l| (l.dtype(), l.shape().to_vec()))
+                    .collect(),
+            });
+        }
+        accepted.push(Accepted {
+            request: candidate.request,
+            leaves,
         });
     }
-    Ok(leaves)
+    Grouped {
+        layout,
+        accepted,
+        rejected,
+    }
+}
+
+/// Where each of `reference`'s fields is among `candidate`'s, if the two have the same
+/// layout: the same structure, the same dict keys (in any order), and the same dtype and
+/// shape field by field.
+fn order_like(reference: &Borrowed<'_>, candidate: &Borrowed<'_>) -> Option<Vec<usize>> {
+    if reference.request.structure != candidate.request.structure {
+        return None;
+    }
+    let order: Vec<usize> = match reference.request.structure {
+        Structure::Dict(_) => reference
+            .keys
+            .iter()
+            .map(|key| candidate.keys.iter().position(|k| same_key(key, k)))
+            .collect::<Option<_>>()?,
+        _ => (0..reference.leaves.len()).collect(),
+    };
+    let same_fields = reference.leaves.iter().zip(&order).all(|(leaf, &k)| {
+        candidate
+            .leaves
+            .get(k)
+            .is_some_and(|other| other.dtype() == leaf.dtype() && other.shape() == leaf.shape())
+    });
+    same_fields.then_some(order)
+}
+
+/// Whether two dict keys are equal, as a dict lookup would find them (`str` keys compare
+/// by value; the Python comparison is the fallback for strings that are not valid UTF-8).
+fn same_key(a: &Bound<'_, PyString>, b: &Bound<'_, PyString>) -> bool {
+    match (a.to_str(), b.to_str()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a.as_any().eq(b).unwrap_or(false),
+    }
+}
+
+/// Why `candidate` is not in the batch whose `count` requests share `reference`'s layout.
+fn mismatch(candidate: &Borrowed<'_>, reference: &Borrowed<'_>, count: usize) -> PyErr {
+    let others = if count == 1 {
+        "the one request its batch runs".to_owned()
+    } else {
+        format!("each of the {count} requests its batch runs")
+    };
+    const RULE: &str = "every request in a batch must have the same structure, keys, shapes and \
+                        dtypes, and a batch runs those most of its requests share";
+    let (mine, theirs) = (candidate.request.structure, reference.request.structure);
+    if mine != theirs {
+        return PyValueError::new_err(format!(
+            "this request is {}, but {others} is {}; {RULE}",
+            mine.describe(),
+            theirs.describe()
+        ));
+    }
+    if let Structure::Dict(_) = mine {
+        if !reference
+            .keys
+            .iter()
+            .all(|key| candidate.keys.iter().any(|k| same_key(key, k)))
+        {
+            return PyValueError::new_err(format!(
+                "this request has keys {}, but {others} has keys {}; {RULE}",
+                key_list(&candidate.keys),
+                key_list(&reference.keys)
+            ));
+        }
+    }
+    for (index, leaf) in reference.leaves.iter().enumerate() {
+        let other = match mine {
+            Structure::Dict(_) => reference.keys.get(index).and_then(|key| {
+                let k = candidate.keys.iter().position(|k| same_key(key, k))?;
+                candidate.leaves.get(k)
+            }),
+            _ => candidate.leaves.get(index),
+        };
+        if let Some(other) = other {
+            if other.dtype() != leaf.dtype() || other.shape() != leaf.shape() {
+                return PyValueError::new_err(format!(
+                    "{} has shape {} and dtype {}, but in {others} it has shape {} and dtype {}; \
+                     {RULE}",
+                    field_name(mine, &reference.keys, index),
+                    py_shape(other.shape()),
+                    other.dtype(),
+                    py_shape(leaf.shape()),
+                    leaf.dtype()
+                ));
+            }
+        }
+    }
+    PyValueError::new_err(format!(
+        "this request does not match {others} (internal error: no field differs); {RULE}"
+    ))
+}
+
+/// `'x', 'y'`: the keys as Python prints them.
+fn key_list(keys: &[Bound<'_, PyString>]) -> String {
+    keys.iter()
+        .map(|k| k.repr().map(|r| r.to_string()).unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// "the request tensor", "element 1 of the request", "request['x']".

@@ -15,7 +15,7 @@ use pyo3::exceptions::{PyRuntimeError, PyTimeoutError, PyTypeError, PyValueError
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
-use super::batch_io::{Accepted, accept, split_output, stack_batch};
+use super::batch_io::{Borrowed, Grouped, borrow, group, split_output, stack_batch};
 use super::errors::full;
 use super::request::{Completion, Deferred, Request, Structure, new_future};
 use super::wait::wait_released;
@@ -388,8 +388,7 @@ fn run_batch(py: Python<'_>, shared: &Shared, batch: &mut Vec<Request>, deferred
     let arrivals: Vec<Instant> = batch.iter().map(|r| r.enqueued_at).collect();
     let (mut timed_out, mut cancelled, mut rejected) = (0u64, 0u64, 0u64);
     let mut refused: Vec<(Request, PyErr)> = Vec::new();
-    let mut layout = None;
-    let mut accepted: Vec<Accepted<'_>> = Vec::with_capacity(batch.len());
+    let mut borrowed = Vec::with_capacity(batch.len());
     for mut request in batch.drain(..) {
         if !request.start(py) {
             cancelled += 1;
@@ -407,14 +406,21 @@ fn run_batch(py: Python<'_>, shared: &Shared, batch: &mut Vec<Request>, deferred
             refused.push((request, err));
             continue;
         }
-        match accept(py, &request, &mut layout) {
-            Ok(leaves) => accepted.push(Accepted { request, leaves }),
+        match borrow(py, &request) {
+            Ok(leaves) => borrowed.push(Borrowed::new(request, leaves)),
             Err(err) => {
                 rejected += 1;
                 refused.push((request, err));
             }
         }
     }
+    let Grouped {
+        layout,
+        accepted,
+        rejected: mismatched,
+    } = group(borrowed);
+    rejected += mismatched.len() as u64;
+    refused.extend(mismatched);
     let n = accepted.len();
     let outcome = match layout.as_ref() {
         Some(layout) if n > 0 => stack_batch(py, layout, &accepted)
