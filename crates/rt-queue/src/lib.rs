@@ -2,6 +2,9 @@
 #![forbid(unsafe_code)]
 
 mod batch;
+// Used by the Python batcher; model-checked here with the rest of the crate's sync.
+#[cfg_attr(not(feature = "python"), allow(dead_code))]
+mod claim;
 mod error;
 mod oneshot;
 mod queue;

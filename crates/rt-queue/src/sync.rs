@@ -1,4 +1,5 @@
-//! The locks every type in this crate is built from: std's, or loom's under `--cfg loom`.
+//! The locks and atomics every type in this crate is built from: std's, or loom's under
+//! `--cfg loom`.
 //!
 //! [loom](https://docs.rs/loom) runs a test under every interleaving of its threads and
 //! reports deadlocks (a lost wake-up leaves a thread waiting forever), but it has no clock:
@@ -11,7 +12,11 @@
 use std::time::Instant;
 
 #[cfg(loom)]
+pub(crate) use loom::sync::atomic::{AtomicBool, Ordering};
+#[cfg(loom)]
 pub(crate) use loom::sync::{Condvar, Mutex, MutexGuard};
+#[cfg(not(loom))]
+pub(crate) use std::sync::atomic::{AtomicBool, Ordering};
 #[cfg(not(loom))]
 pub(crate) use std::sync::{Condvar, Mutex, MutexGuard};
 

@@ -71,7 +71,7 @@ class Batcher(_native.Batcher):
     A batch goes when it holds ``max_batch_size`` requests, or ``max_wait_ms`` after its
     first request arrived. ``max_queue`` bounds the requests waiting; ``submit`` blocks
     (GIL released) while it is full. A request still queued ``timeout_ms`` after it was
-    submitted fails with ``TimeoutError`` instead of running.
+    submitted fails with ``TimeoutError`` then, even while ``fn`` is busy, and never runs.
 
     Errors reach only the callers they concern: a batch runs the layout (structure, keys,
     shapes and dtypes) most of its requests share, and a request of another layout fails

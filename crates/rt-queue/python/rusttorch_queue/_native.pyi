@@ -133,7 +133,11 @@ class Batcher:
         """
 
     def __call__(self, x: Any) -> Any:
-        """Submit ``x`` and wait for its result (GIL released, Ctrl-C honoured)."""
+        """Submit ``x`` and wait for its result (GIL released, Ctrl-C honoured).
+
+        With ``timeout_ms``, raises ``TimeoutError`` at the request's deadline if it is
+        still queued then (the worker skips it), even while ``fn`` is busy.
+        """
 
     def close(self) -> None:
         """Refuse new requests, let the queued ones run, and join the worker thread."""

@@ -4,6 +4,11 @@
 //! batches ([`next_batch`]), borrows and stacks their tensors, calls `fn` with the GIL,
 //! splits the output and resolves each request exactly once. The worker holds its Python
 //! thread state for its whole life and releases the GIL whenever it waits.
+//!
+//! With `timeout_ms`, a request's deadline holds while it is queued, even while the worker
+//! is busy inside `fn`: a blocked caller gives up at its deadline, and the expiry thread
+//! (see `expiry.rs`) fails a Future at its deadline. Either claims the request first (see
+//! `claim.rs`), and the worker skips a request it could not claim.
 
 use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,13 +17,16 @@ use std::thread::{JoinHandle, ThreadId};
 use std::time::{Duration, Instant};
 
 use pyo3::exceptions::{PyRuntimeError, PyTimeoutError, PyTypeError, PyValueError};
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
 use super::batch_io::{Borrowed, Grouped, borrow, group, split_output, stack_batch};
 use super::errors::full;
-use super::request::{Completion, Deferred, Request, Structure, new_future};
+use super::expiry::{Expiry, Watched};
+use super::request::{Completion, Deferred, Request, Start, Structure, new_future};
 use super::wait::wait_released;
+use crate::claim::Claim;
 use crate::{
     BatchPolicy, BatchStats, BoundedQueue, Oneshot, PushTimeoutError, TryPushError, next_batch,
 };
@@ -37,6 +45,15 @@ struct Shared {
     finished: Oneshot<()>,
     /// Set in a child process after `fork()`, where the worker thread does not exist.
     forked: AtomicBool,
+    /// With a timeout: the deadlines of queued Futures, enforced by the expiry thread.
+    expiry: Option<Expiry>,
+}
+
+/// A queued request with a deadline, as its blocked caller sees it.
+struct Deadline {
+    enqueued_at: Instant,
+    at: Instant,
+    claim: Arc<Claim>,
 }
 
 /// Every batcher alive, so that interpreter exit can drain and join their workers before
@@ -54,6 +71,8 @@ pub struct Batcher {
     shared: Arc<Shared>,
     worker: Mutex<Option<JoinHandle<()>>>,
     worker_id: ThreadId,
+    /// The expiry thread, which also runs done-callbacks (of Futures it times out).
+    expiry_id: Option<ThreadId>,
 }
 
 fn positive(name: &str, value: i64) -> PyResult<usize> {
@@ -74,19 +93,52 @@ fn milliseconds(name: &str, value: f64) -> PyResult<Duration> {
 }
 
 impl Batcher {
+    /// On the worker or the expiry thread: in `fn` or a done-callback, where waiting for
+    /// the batcher would wait for the very thread that is running.
     fn on_worker_thread(&self) -> bool {
-        std::thread::current().id() == self.worker_id
+        let me = std::thread::current().id();
+        me == self.worker_id || self.expiry_id == Some(me)
     }
 
     /// Queues `x` with `completion`; waits for room (GIL released, Ctrl-C honoured) when
-    /// `block`, up to the request's deadline.
+    /// `block`, up to the request's deadline. A Future with a deadline is handed to the
+    /// expiry thread; a blocked caller gets its deadline back, to enforce it itself.
     fn enqueue(
         &self,
         py: Python<'_>,
         x: &Bound<'_, PyAny>,
         completion: Completion,
         block: bool,
-    ) -> PyResult<()> {
+    ) -> PyResult<Option<Deadline>> {
+        let future = match &completion {
+            Completion::Future(future) => Some(future.clone_ref(py)),
+            Completion::Waiter(_) => None,
+        };
+        let Some(deadline) = self.push(py, x, completion, block)? else {
+            return Ok(None);
+        };
+        match (future, &self.shared.expiry) {
+            (Some(future), Some(expiry)) => {
+                expiry.watch(Watched {
+                    deadline: deadline.at,
+                    enqueued_at: deadline.enqueued_at,
+                    claim: deadline.claim,
+                    future,
+                });
+                Ok(None)
+            }
+            _ => Ok(Some(deadline)),
+        }
+    }
+
+    /// Pushes the request; returns its deadline, if it has one.
+    fn push(
+        &self,
+        py: Python<'_>,
+        x: &Bound<'_, PyAny>,
+        completion: Completion,
+        block: bool,
+    ) -> PyResult<Option<Deadline>> {
         if self.shared.forked.load(Ordering::Relaxed) {
             return Err(PyRuntimeError::new_err(
                 "this Batcher was created before os.fork(); its worker thread does not exist in \
@@ -96,9 +148,22 @@ impl Batcher {
         let structure = Structure::of(x)?;
         let now = Instant::now();
         let deadline = self.shared.timeout.and_then(|t| now.checked_add(t));
-        let request = Request::new(x.clone().unbind(), structure, completion, now, deadline);
+        let claim = deadline.map(|_| Arc::new(Claim::new()));
+        let queued = deadline.zip(claim.clone()).map(|(at, claim)| Deadline {
+            enqueued_at: now,
+            at,
+            claim,
+        });
+        let request = Request::new(
+            x.clone().unbind(),
+            structure,
+            completion,
+            now,
+            deadline,
+            claim,
+        );
         let request = match self.shared.queue.try_push(request) {
-            Ok(()) => return Ok(()),
+            Ok(()) => return Ok(queued),
             Err(TryPushError::Closed(request)) => {
                 request.abandon();
                 return Err(closed_error());
@@ -126,7 +191,7 @@ impl Batcher {
             }
         })?;
         match waited {
-            Ok(Ok(())) => Ok(()),
+            Ok(Ok(())) => Ok(queued),
             Ok(Err(request)) => {
                 request.abandon();
                 Err(closed_error())
@@ -145,6 +210,15 @@ impl Batcher {
 
 fn closed_error() -> PyErr {
     PyRuntimeError::new_err("cannot submit to a closed Batcher")
+}
+
+/// The error of a request still queued at its deadline, after waiting `waited`.
+fn queued_too_long(shared: &Shared, waited: Duration) -> PyErr {
+    PyTimeoutError::new_err(format!(
+        "the request waited {:.1} ms in the batcher's queue, past its timeout_ms={:?}",
+        waited.as_secs_f64() * 1e3,
+        shared.timeout_ms.unwrap_or_default()
+    ))
 }
 
 #[pymethods]
@@ -192,12 +266,32 @@ impl Batcher {
             stats: Mutex::new(BatchStats::new()),
             finished: Oneshot::new(),
             forked: AtomicBool::new(false),
+            expiry: timeout.map(|_| Expiry::default()),
         });
+        let expiry = match shared.expiry {
+            Some(_) => {
+                let expiry_shared = Arc::clone(&shared);
+                let spawned = std::thread::Builder::new()
+                    .name("rusttorch-batcher-expiry".to_owned())
+                    .spawn(move || expiry_main(&expiry_shared));
+                Some(spawned.map_err(|e| {
+                    PyRuntimeError::new_err(format!(
+                        "could not start the batcher's expiry thread: {e}"
+                    ))
+                })?)
+            }
+            None => None,
+        };
+        let expiry_id = expiry.as_ref().map(|e| e.thread().id());
         let worker_shared = Arc::clone(&shared);
         let worker = std::thread::Builder::new()
             .name("rusttorch-batcher".to_owned())
-            .spawn(move || worker_main(worker_shared))
+            .spawn(move || worker_main(worker_shared, expiry))
             .map_err(|e| {
+                // The expiry thread (if any) went with the closure; it ends once stopped.
+                if let Some(expiry) = &shared.expiry {
+                    expiry.stop();
+                }
                 PyRuntimeError::new_err(format!("could not start the batcher's worker thread: {e}"))
             })?;
         {
@@ -207,6 +301,7 @@ impl Batcher {
         }
         Ok(Batcher {
             worker_id: worker.thread().id(),
+            expiry_id,
             worker: Mutex::new(Some(worker)),
             shared,
         })
@@ -232,15 +327,29 @@ impl Batcher {
             ));
         }
         let slot = Arc::new(Oneshot::new());
-        self.enqueue(py, x, Completion::Waiter(Arc::clone(&slot)), true)?;
-        wait_released(py, None, (), |(), until| {
-            if slot.wait_deadline(until) {
-                ControlFlow::Break(())
-            } else {
-                ControlFlow::Continue(())
+        let deadline = self.enqueue(py, x, Completion::Waiter(Arc::clone(&slot)), true)?;
+        let wait_for_result = |until: Option<Instant>| {
+            wait_released(py, until, (), |(), until| {
+                if slot.wait_deadline(until) {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
+            })
+        };
+        if let Some(deadline) = deadline {
+            // Queued past its deadline, the request is this caller's to fail, even while the
+            // worker is busy in fn; unless the worker claimed it first, by starting it.
+            if wait_for_result(Some(deadline.at))?.is_err() && deadline.claim.take() {
+                lock(&self.shared.stats).timed_out += 1;
+                return Err(queued_too_long(
+                    &self.shared,
+                    deadline.enqueued_at.elapsed(),
+                ));
             }
-        })?
-        .map_err(|()| PyRuntimeError::new_err("waiting for a batcher result ended early"))?;
+        }
+        wait_for_result(None)?
+            .map_err(|()| PyRuntimeError::new_err("waiting for a batcher result ended early"))?;
         slot.take().unwrap_or_else(|| {
             Err(PyRuntimeError::new_err(
                 "the batcher resolved this request without a result (internal error)",
@@ -254,7 +363,8 @@ impl Batcher {
         }
         self.shared.queue.close();
         if self.on_worker_thread() {
-            // Called from fn or a callback: the worker drains the queue after this batch.
+            // Called from fn or a callback: the worker drains the queue after this batch,
+            // and waiting for it here would wait for this very thread.
             return Ok(());
         }
         let finished = &self.shared.finished;
@@ -350,7 +460,7 @@ impl Drop for Batcher {
     }
 }
 
-fn worker_main(shared: Arc<Shared>) {
+fn worker_main(shared: Arc<Shared>, expiry: Option<JoinHandle<()>>) {
     let finished = Arc::clone(&shared);
     let ran = Python::try_attach(move |py| {
         let mut batch = Vec::with_capacity(shared.policy.max_batch_size());
@@ -378,7 +488,56 @@ fn worker_main(shared: Arc<Shared>) {
         // The interpreter is shutting down: nothing can be run or resolved any more.
         finished.queue.close();
     }
+    // Every request is resolved: the expiry thread has nothing left to do. Joined before
+    // `finished` is set, so that it too is gone before the interpreter finalizes.
+    if let Some(expiry) = &finished.expiry {
+        expiry.stop();
+    }
+    if let Some(expiry) = expiry {
+        let _ = expiry.join();
+    }
     let _ = finished.finished.set(());
+}
+
+/// The expiry thread: fails each queued Future at its deadline (see `expiry.rs`).
+fn expiry_main(shared: &Shared) {
+    let Some(expiry) = &shared.expiry else {
+        return;
+    };
+    expiry.run(|due| {
+        // Claimed without the GIL, so that only requests this thread resolves need it.
+        let won: Vec<Watched> = due.into_iter().filter(|w| w.claim.take()).collect();
+        if won.is_empty() {
+            return;
+        }
+        // Not attached only while the interpreter finalizes, after every waiter is gone.
+        let _ = Python::try_attach(|py| {
+            let mut expired = Vec::with_capacity(won.len());
+            let mut cancelled = 0u64;
+            for watched in won {
+                let future = watched.future.into_bound(py);
+                let running = future
+                    .call_method0(intern!(py, "set_running_or_notify_cancel"))
+                    .and_then(|r| r.is_truthy())
+                    .unwrap_or(false);
+                if running {
+                    expired.push((future, watched.enqueued_at));
+                } else {
+                    cancelled += 1;
+                }
+            }
+            {
+                let mut stats = lock(&shared.stats);
+                stats.timed_out += expired.len() as u64;
+                stats.cancelled += cancelled;
+            }
+            for (future, enqueued_at) in expired {
+                let err = queued_too_long(shared, enqueued_at.elapsed()).into_value(py);
+                // Fails only for a Future resolved by someone else, who answered it.
+                drop(future.call_method1(intern!(py, "set_exception"), (err,)));
+            }
+        });
+    });
 }
 
 /// Runs one batch and resolves every request in it. The statistics are updated first, so
@@ -390,20 +549,19 @@ fn run_batch(py: Python<'_>, shared: &Shared, batch: &mut Vec<Request>, deferred
     let mut refused: Vec<(Request, PyErr)> = Vec::new();
     let mut borrowed = Vec::with_capacity(batch.len());
     for mut request in batch.drain(..) {
-        if !request.start(py) {
-            cancelled += 1;
-            continue;
+        match request.start(py) {
+            Start::Run => {}
+            Start::Cancelled => {
+                cancelled += 1;
+                continue;
+            }
+            // Resolved (and counted) by whoever enforced its deadline.
+            Start::Expired => continue,
         }
-        if let Some(deadline) = request.deadline.filter(|&d| taken_at > d) {
+        if request.deadline.is_some_and(|d| taken_at > d) {
             timed_out += 1;
             let waited = taken_at.saturating_duration_since(request.enqueued_at);
-            let allowed = deadline.saturating_duration_since(request.enqueued_at);
-            let err = PyTimeoutError::new_err(format!(
-                "the request waited {:.1} ms in the batcher's queue, past its timeout_ms={:?}",
-                waited.as_secs_f64() * 1e3,
-                shared.timeout_ms.unwrap_or(allowed.as_secs_f64() * 1e3)
-            ));
-            refused.push((request, err));
+            refused.push((request, queued_too_long(shared, waited)));
             continue;
         }
         match borrow(py, &request) {

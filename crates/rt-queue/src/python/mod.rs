@@ -6,6 +6,7 @@
 mod batch_io;
 mod batcher;
 mod errors;
+mod expiry;
 mod queue;
 mod request;
 mod wait;

@@ -11,6 +11,7 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyString, PyTuple};
 use rt_view::python::is_torch_tensor;
 
+use crate::claim::Claim;
 use crate::{Oneshot, Queued};
 
 /// How a request's tensors are arranged; the batch passed to `fn` has the same arrangement.
@@ -124,6 +125,20 @@ pub(crate) struct Request {
     completion: Option<Completion>,
     pub(crate) enqueued_at: Instant,
     pub(crate) deadline: Option<Instant>,
+    /// With a deadline: taken by the worker when it starts the request, or by whoever
+    /// enforces the deadline while it is queued (the blocked caller, the expiry thread),
+    /// whichever comes first; the loser leaves the request alone.
+    claim: Option<Arc<Claim>>,
+}
+
+/// What the worker does with a request it took off the queue.
+pub(crate) enum Start {
+    /// Run it: the worker owns its resolution now.
+    Run,
+    /// Its caller cancelled its Future first: dropped without a result.
+    Cancelled,
+    /// Its deadline passed while it was queued and already resolved it: skipped.
+    Expired,
 }
 
 impl Queued for Request {
@@ -139,6 +154,7 @@ impl Request {
         completion: Completion,
         enqueued_at: Instant,
         deadline: Option<Instant>,
+        claim: Option<Arc<Claim>>,
     ) -> Self {
         Request {
             payload,
@@ -146,12 +162,19 @@ impl Request {
             completion: Some(completion),
             enqueued_at,
             deadline,
+            claim,
         }
     }
 
-    /// Marks the request as running; false if its caller cancelled its Future first (the
-    /// request is then dropped without a result, as `concurrent.futures` executors do).
-    pub(crate) fn start(&mut self, py: Python<'_>) -> bool {
+    /// Claims the request for the worker and marks it as running. A request whose
+    /// deadline claimed it first is skipped (whoever claimed it resolved it); one whose
+    /// caller cancelled its Future is dropped without a result, as `concurrent.futures`
+    /// executors do.
+    pub(crate) fn start(&mut self, py: Python<'_>) -> Start {
+        if self.claim.as_ref().is_some_and(|claim| !claim.take()) {
+            self.completion = None;
+            return Start::Expired;
+        }
         let running = match &self.completion {
             Some(Completion::Future(future)) => future
                 .bind(py)
@@ -162,10 +185,12 @@ impl Request {
             Some(Completion::Waiter(_)) => true,
             None => false,
         };
-        if !running {
+        if running {
+            Start::Run
+        } else {
             self.completion = None;
+            Start::Cancelled
         }
-        running
     }
 
     /// Delivers the result; every request is resolved exactly once, by this or by `Drop`.
