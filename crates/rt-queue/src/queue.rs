@@ -442,8 +442,8 @@ impl<T> std::fmt::Debug for BoundedQueue<T> {
 
 #[cfg(all(test, not(loom)))]
 mod tests {
+    use std::path::Path;
     use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, Ordering};
     use std::thread;
 
     use super::*;
@@ -669,27 +669,45 @@ mod tests {
         assert_eq!(out, [0, 1, 2, 3]);
     }
 
-    /// A thread blocked in `pop` must not burn CPU: it parks. Measured as wall time the
-    /// thread spends runnable, indirectly: a spinning waiter would make a busy counter on
-    /// another thread slow down on a small machine, so instead we check the waiter's own
-    /// wake-ups by counting how often it re-checks the queue.
+    /// A thread blocked in `pop` must not burn CPU: it parks. Checked by the waiter's own
+    /// CPU time while it waits (Linux's per-thread `schedstat`, in nanoseconds): 300 ms
+    /// spinning would cost it tens of milliseconds even on a loaded 2-core machine, parked
+    /// it costs nothing. Elsewhere only the registration as a parked waiter is checked.
     #[test]
     fn waiting_parks_instead_of_spinning() {
         let q = Arc::new(BoundedQueue::<u32>::new(1).unwrap());
-        let waiting = Arc::new(AtomicBool::new(false));
+        let (tx, rx) = std::sync::mpsc::channel();
         let popper = {
             let q = Arc::clone(&q);
-            let waiting = Arc::clone(&waiting);
             thread::spawn(move || {
-                waiting.store(true, Ordering::SeqCst);
+                // "<pid>/task/<tid>": where this thread's statistics stay readable by others.
+                tx.send(std::fs::read_link("/proc/thread-self").ok())
+                    .unwrap();
                 q.pop()
             })
         };
-        while !waiting.load(Ordering::SeqCst) {
+        let me = rx.recv().unwrap();
+        while lock(&q.state).poppers == 0 {
             thread::yield_now();
         }
-        thread::sleep(Duration::from_millis(50));
         // The popper is registered as a parked waiter, exactly once.
+        assert_eq!(lock(&q.state).poppers, 1);
+        let cpu_ns = || -> Option<u64> {
+            let path = Path::new("/proc").join(me.as_ref()?).join("schedstat");
+            let stat = std::fs::read_to_string(path).ok()?;
+            stat.split_whitespace().next()?.parse().ok()
+        };
+        let before = cpu_ns();
+        thread::sleep(Duration::from_millis(300));
+        let after = cpu_ns();
+        if cfg!(target_os = "linux") {
+            let (before, after) = (before.unwrap(), after.unwrap());
+            let used = Duration::from_nanos(after - before);
+            assert!(
+                used < Duration::from_millis(20),
+                "the blocked popper used {used:?} of CPU in 300 ms"
+            );
+        }
         assert_eq!(lock(&q.state).poppers, 1);
         q.push(3).unwrap();
         assert_eq!(popper.join().unwrap(), Ok(3));
