@@ -71,6 +71,41 @@ def test_rows_match_torch(level: str, name: str, dtype: torch.dtype, d: int) -> 
     check(name, rows(max(2, 40_000 // d), d, dtype), f"d={d} {dtype_name(dtype)} at {level}")
 
 
+WIDENED = ["layer_norm", "layer_norm_plain", "rms_norm", "softmax", "log_softmax"]
+WIDENED_OUT = {
+    "layer_norm": lambda x, w, b, out: rs.layer_norm(x, w, b, out=out),
+    "rms_norm": lambda x, w, b, out: rs.rms_norm(x, w, out=out),
+    "softmax": lambda x, w, b, out: rs.softmax(x, out=out),
+    "log_softmax": lambda x, w, b, out: rs.log_softmax(x, out=out),
+}
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=dtype_name)
+@pytest.mark.parametrize("name", WIDENED)
+@pytest.mark.parametrize("d", [1, 7, 33, 1024, 9000])
+def test_16_bit_rows_are_computed_in_float32_and_rounded_once(
+    level: str, name: str, dtype: torch.dtype, d: int
+) -> None:
+    x = rows(max(2, 40_000 // d), d, dtype)
+    w, b = params(d, dtype)
+    ours, ref = CASES[name]
+    y = ours(x, w, b)
+    assert y.dtype == dtype and y.shape == x.shape
+    if name == "rms_norm":  # torch's default eps for 16-bit inputs is float32's
+        want = F.rms_norm(x.double(), (d,), w.double(), eps=torch.finfo(torch.float32).eps)
+    else:
+        want = ref(x.double(), w.double(), b.double())
+    # One rounding to the 16-bit format (half an ulp, eps/2 relative) on top of float32's
+    # far smaller error; the absolute term covers log_softmax and layer_norm results near
+    # 0, where float32 subtractions of O(10) terms leave ~1e-6.
+    eps = torch.finfo(dtype).eps
+    assert_close_to(y, want, eps, 1e-4, f"{name} d={d} {dtype_name(dtype)} at {level}")
+    if name in WIDENED_OUT:
+        out = torch.full_like(x, 7.0)
+        assert WIDENED_OUT[name](x, w, b, out) is out
+        assert torch.equal(out, y)
+
+
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_strided_unaligned_3d_and_empty(name: str) -> None:
     base = rows(50, 65, torch.float32)

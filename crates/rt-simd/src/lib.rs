@@ -25,6 +25,9 @@ pub use elementwise::{
 };
 pub use error::{Result, SimdError};
 pub use real::Real;
-pub use rows::{layer_norm, log_softmax, rms_norm, softmax};
+pub use rows::{
+    layer_norm, layer_norm_widened, log_softmax, log_softmax_widened, rms_norm, rms_norm_widened,
+    softmax, softmax_widened,
+};
 pub use stats::{Axis, NanPolicy, mean_var, minmax_scale, robust_scale, standardize};
 pub use storage::Storage;

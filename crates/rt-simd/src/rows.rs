@@ -1,5 +1,6 @@
 //! Row kernels over the last dimension of a row-major tensor: `layer_norm`, `rms_norm`,
-//! `softmax` and `log_softmax`, for f32 and f64.
+//! `softmax` and `log_softmax`, for f32 and f64, and for bfloat16/float16 storage computed
+//! in f32 (the `*_widened` functions).
 //!
 //! Each row is read from memory once and then reused from cache (two or three short
 //! passes), reductions run in 32 independent lanes so they vectorize, and rows are split
@@ -10,6 +11,7 @@ use crate::error::{Result, SimdError, check_len};
 use crate::math::{self, opaque};
 use crate::parallel::{PARALLEL_MIN_ELEMENTS, run_tasks};
 use crate::real::{Real, madd};
+use crate::storage::Storage;
 
 /// Which row function to apply.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -162,45 +164,98 @@ fn one_row<T: Real, I: Isa, const L: usize>(
     }
 }
 
+/// One row of `d` elements, with the number of reduction lanes its length calls for.
+#[inline(always)]
+fn any_row<T: Real, I: Isa>(
+    x: &[T],
+    y: &mut [T],
+    weight: Option<&[T]>,
+    bias: Option<&[T]>,
+    op: RowOp,
+) {
+    // Short rows use fewer lanes, so that less time goes into combining them.
+    match x.len() {
+        _ if I::SCALAR => one_row::<T, I, 1>(x, y, weight, bias, op),
+        0..64 => one_row::<T, I, 8>(x, y, weight, bias, op),
+        64..256 => one_row::<T, I, 16>(x, y, weight, bias, op),
+        _ => one_row::<T, I, LANES>(x, y, weight, bias, op),
+    }
+}
+
 impl<T: Real> Kernel for Rows<'_, T> {
     type Output = ();
     #[inline(always)]
     fn run<I: Isa>(self) {
         let d = self.d.max(1);
-        // Short rows use fewer lanes, so that less time goes into combining them.
         for (x, y) in self.x.chunks_exact(d).zip(self.y.chunks_exact_mut(d)) {
-            match d {
-                _ if I::SCALAR => one_row::<T, I, 1>(x, y, self.weight, self.bias, self.op),
-                0..64 => one_row::<T, I, 8>(x, y, self.weight, self.bias, self.op),
-                64..256 => one_row::<T, I, 16>(x, y, self.weight, self.bias, self.op),
-                _ => one_row::<T, I, LANES>(x, y, self.weight, self.bias, self.op),
+            any_row::<T, I>(x, y, self.weight, self.bias, self.op);
+        }
+    }
+}
+
+/// Elements per block of the 16-bit path: a block of rows is widened into an f32 scratch
+/// that stays in L1/L2 while the row functions make their passes over it, so memory sees
+/// each 16-bit element once on the way in and once on the way out.
+const WIDENED_BLOCK: usize = 1 << 13;
+
+/// Rows held as bfloat16/float16 (`S`), computed in f32 block by block; `weight`/`bias`
+/// come already widened.
+struct WidenedRows<'a, S> {
+    x: &'a [S],
+    y: &'a mut [S],
+    d: usize,
+    weight: Option<&'a [f32]>,
+    bias: Option<&'a [f32]>,
+    op: RowOp,
+}
+
+impl<S: Storage<Compute = f32>> Kernel for WidenedRows<'_, S> {
+    type Output = ();
+    #[inline(always)]
+    fn run<I: Isa>(self) {
+        let d = self.d.max(1);
+        let block = (WIDENED_BLOCK / d).max(1) * d;
+        let scratch = block.min(self.x.len());
+        let (mut wide_x, mut wide_y) = (vec![0f32; scratch], vec![0f32; scratch]);
+        for (xb, yb) in self.x.chunks(block).zip(self.y.chunks_mut(block)) {
+            let (wx, wy) = (&mut wide_x[..xb.len()], &mut wide_y[..xb.len()]);
+            // The conversions run here, inside the ISA-specific function, so they vectorize.
+            for (w, &v) in wx.iter_mut().zip(xb) {
+                *w = opaque::<_, I>(v).load();
+            }
+            for (x, y) in wx.chunks_exact(d).zip(wy.chunks_exact_mut(d)) {
+                any_row::<f32, I>(x, y, self.weight, self.bias, self.op);
+            }
+            for (o, &v) in yb.iter_mut().zip(wy.iter()) {
+                *o = S::store(v);
             }
         }
     }
 }
 
-fn run_rows<T: Real>(
-    x: &[T],
+/// The checks every row function makes before touching memory.
+fn check_rows(
+    len: usize,
+    out_len: usize,
     d: usize,
-    weight: Option<&[T]>,
-    bias: Option<&[T]>,
+    weight: Option<usize>,
+    bias: Option<usize>,
     op: RowOp,
-    y: &mut [T],
 ) -> Result<()> {
-    check_len("input and output lengths", x.len(), y.len())?;
+    check_len("input and output lengths", len, out_len)?;
     if let Some(w) = weight {
-        check_len("weight length (the size of the last dimension)", d, w.len())?;
+        check_len("weight length (the size of the last dimension)", d, w)?;
     }
     if let Some(b) = bias {
-        check_len("bias length (the size of the last dimension)", d, b.len())?;
+        check_len("bias length (the size of the last dimension)", d, b)?;
     }
     if d == 0 {
-        return check_len("input length for rows of 0 elements", 0, x.len());
+        return check_len("input length for rows of 0 elements", 0, len);
     }
-    if x.len() % d != 0 {
+    if len % d != 0 {
         return Err(SimdError::InvalidArgument {
             name: "d",
-            reason: format!("{} elements do not split into rows of {d}", x.len()),
+            reason: format!("{len} elements do not split into rows of {d}"),
         });
     }
     if let RowOp::LayerNorm { eps } | RowOp::RmsNorm { eps } = op {
@@ -211,20 +266,17 @@ fn run_rows<T: Real>(
             });
         }
     }
-    let level = simd_level();
-    let kernel = |x: &[T], y: &mut [T]| {
-        dispatch_at(
-            level,
-            Rows {
-                x,
-                y,
-                d,
-                weight,
-                bias,
-                op,
-            },
-        )
-    };
+    Ok(())
+}
+
+/// Runs `kernel` over groups of whole rows (`d` elements each) of `x` and `y`, in parallel
+/// when there are enough elements.
+fn for_row_groups<A: Sync, B: Send>(
+    x: &[A],
+    y: &mut [B],
+    d: usize,
+    kernel: impl Fn(&[A], &mut [B]) + Sync,
+) -> Result<()> {
     if x.len() < PARALLEL_MIN_ELEMENTS {
         kernel(x, y);
         return Ok(());
@@ -237,6 +289,79 @@ fn run_rows<T: Real>(
         y.chunks_mut(chunk).zip(x.chunks(chunk)).collect(),
         |(y, x)| kernel(x, y),
     )
+}
+
+fn run_rows<T: Real>(
+    x: &[T],
+    d: usize,
+    weight: Option<&[T]>,
+    bias: Option<&[T]>,
+    op: RowOp,
+    y: &mut [T],
+) -> Result<()> {
+    check_rows(
+        x.len(),
+        y.len(),
+        d,
+        weight.map(<[T]>::len),
+        bias.map(<[T]>::len),
+        op,
+    )?;
+    if d == 0 {
+        return Ok(());
+    }
+    let level = simd_level();
+    for_row_groups(x, y, d, |x, y| {
+        dispatch_at(
+            level,
+            Rows {
+                x,
+                y,
+                d,
+                weight,
+                bias,
+                op,
+            },
+        )
+    })
+}
+
+fn run_rows_widened<S: Storage<Compute = f32>>(
+    x: &[S],
+    d: usize,
+    weight: Option<&[S]>,
+    bias: Option<&[S]>,
+    op: RowOp,
+    y: &mut [S],
+) -> Result<()> {
+    check_rows(
+        x.len(),
+        y.len(),
+        d,
+        weight.map(<[S]>::len),
+        bias.map(<[S]>::len),
+        op,
+    )?;
+    if d == 0 {
+        return Ok(());
+    }
+    let widen = |p: &[S]| p.iter().map(|&v| v.load()).collect::<Vec<f32>>();
+    let (weight, bias) = (weight.map(widen), bias.map(widen));
+    let (weight, bias) = (weight.as_deref(), bias.as_deref());
+    let level = simd_level();
+    for_row_groups(x, y, d, |x, y| {
+        dispatch_at(
+            level,
+            WidenedRows {
+                x,
+                y,
+                d,
+                weight,
+                bias,
+                op,
+            },
+        )
+    })
 }
 
 /// torch's `layer_norm` over the last dimension (rows of `d`): `(x - mean) / sqrt(var +
@@ -271,6 +396,44 @@ pub fn softmax<T: Real>(x: &[T], d: usize, y: &mut [T]) -> Result<()> {
 /// Log-softmax over the last dimension: `x - max - log(sum(exp(x - max)))`.
 pub fn log_softmax<T: Real>(x: &[T], d: usize, y: &mut [T]) -> Result<()> {
     run_rows(x, d, None, None, RowOp::LogSoftmax, y)
+}
+
+/// [`layer_norm`] of bfloat16/float16 rows, computed in f32 and rounded once (as torch
+/// computes its 16-bit layer_norm); `weight` and `bias` are in the input's format.
+pub fn layer_norm_widened<S: Storage<Compute = f32>>(
+    x: &[S],
+    d: usize,
+    weight: Option<&[S]>,
+    bias: Option<&[S]>,
+    eps: f64,
+    y: &mut [S],
+) -> Result<()> {
+    run_rows_widened(x, d, weight, bias, RowOp::LayerNorm { eps }, y)
+}
+
+/// [`rms_norm`] of bfloat16/float16 rows, computed in f32.
+pub fn rms_norm_widened<S: Storage<Compute = f32>>(
+    x: &[S],
+    d: usize,
+    weight: Option<&[S]>,
+    eps: f64,
+    y: &mut [S],
+) -> Result<()> {
+    run_rows_widened(x, d, weight, None, RowOp::RmsNorm { eps }, y)
+}
+
+/// [`softmax`] of bfloat16/float16 rows, computed in f32.
+pub fn softmax_widened<S: Storage<Compute = f32>>(x: &[S], d: usize, y: &mut [S]) -> Result<()> {
+    run_rows_widened(x, d, None, None, RowOp::Softmax, y)
+}
+
+/// [`log_softmax`] of bfloat16/float16 rows, computed in f32.
+pub fn log_softmax_widened<S: Storage<Compute = f32>>(
+    x: &[S],
+    d: usize,
+    y: &mut [S],
+) -> Result<()> {
+    run_rows_widened(x, d, None, None, RowOp::LogSoftmax, y)
 }
 
 #[cfg(test)]
@@ -345,6 +508,79 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    /// The 16-bit path computes exactly what the f32 kernel computes on the widened input,
+    /// rounded once: bit for bit, at whatever level runs, across the block boundaries of
+    /// the f32 scratch (rows of up to ~3 blocks) and the parallel split.
+    fn widened_matches_f32<S: Storage<Compute = f32> + std::fmt::Debug>(
+        rows: usize,
+        d: usize,
+        seed: u64,
+        affine: bool,
+    ) -> std::result::Result<(), TestCaseError> {
+        let x: Vec<S> = (0..rows * d)
+            .map(|i| S::store(((i as u64 * 2654435761 + seed) % 2000) as f32 / 100.0 - 10.0))
+            .collect();
+        let w: Vec<S> = (0..d)
+            .map(|i| S::store(0.5 + i as f32 / d as f32))
+            .collect();
+        let b: Vec<S> = (0..d).map(|i| S::store(i as f32 / 10.0 - 1.0)).collect();
+        let (w, b) = if affine {
+            (Some(&w[..]), Some(&b[..]))
+        } else {
+            (None, None)
+        };
+        let wide = |v: &[S]| v.iter().map(|&e| e.load()).collect::<Vec<f32>>();
+        let (x32, w32, b32) = (wide(&x), w.map(wide), b.map(wide));
+        for op in 0..4 {
+            let mut got = vec![S::store(0.0); x.len()];
+            let mut want = vec![0f32; x.len()];
+            match op {
+                0 => {
+                    layer_norm_widened(&x, d, w, b, 1e-5, &mut got).unwrap();
+                    layer_norm(&x32, d, w32.as_deref(), b32.as_deref(), 1e-5, &mut want).unwrap();
+                }
+                1 => {
+                    rms_norm_widened(&x, d, w, 1e-6, &mut got).unwrap();
+                    rms_norm(&x32, d, w32.as_deref(), 1e-6, &mut want).unwrap();
+                }
+                2 => {
+                    softmax_widened(&x, d, &mut got).unwrap();
+                    softmax(&x32, d, &mut want).unwrap();
+                }
+                _ => {
+                    log_softmax_widened(&x, d, &mut got).unwrap();
+                    log_softmax(&x32, d, &mut want).unwrap();
+                }
+            }
+            for (k, (g, w)) in got.iter().zip(&want).enumerate() {
+                let w = S::store(*w);
+                prop_assert!(
+                    g.load().to_bits() == w.load().to_bits(),
+                    "op {op}, element {k}: {g:?} vs {w:?}"
+                );
+            }
+        }
+        Ok(())
+    }
+
+    proptest! {
+        // Fewer cases than the default: the long rows make each case a few ms (debug/ASan).
+        #![proptest_config(ProptestConfig::with_cases(48))]
+        #[test]
+        fn widened_rows_are_the_f32_rows_rounded(
+            rows in 1usize..40,
+            d in prop_oneof![1usize..70, 3000usize..20000],
+            seed in 0u64..1000,
+            affine in any::<bool>(),
+        ) {
+            // Keep the element count small enough for a quick test, large enough to
+            // reach the parallel split sometimes.
+            let rows = if d > 1000 { rows.min(12) } else { rows };
+            widened_matches_f32::<half::bf16>(rows, d, seed, affine)?;
+            widened_matches_f32::<half::f16>(rows, d, seed, affine)?;
         }
     }
 

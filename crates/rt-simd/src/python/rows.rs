@@ -1,15 +1,19 @@
 //! Python entry points of the row kernels (last dimension) and the row-wise distances.
 
+use half::{bf16, f16};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use rt_view::DType;
 use rt_view::python::{Access, PyTensor};
+use rt_view::{DType, Element};
 
-use super::convert::{Contiguous, Output, REDUCTION_DTYPES, check_dtype, check_same, contiguous};
+use super::convert::{
+    Contiguous, ELEMENTWISE_DTYPES, Output, REDUCTION_DTYPES, check_dtype, check_same, contiguous,
+};
 use super::stats::resolve_dim;
 use crate::distance;
 use crate::real::Real;
 use crate::rows;
+use crate::storage::Storage;
 
 /// Which row function to run.
 #[derive(Clone, Copy)]
@@ -34,7 +38,7 @@ fn last_dim(op: &str, dim: isize, ndim: usize) -> PyResult<()> {
 }
 
 /// An optional per-feature parameter tensor: same dtype as `x`, shape `[d]`.
-fn feature_param<'a, T: Real>(
+fn feature_param<'a, T: Element>(
     py: Python<'_>,
     op: &str,
     name: &str,
@@ -95,6 +99,41 @@ fn rows_typed<'py, T: Real>(
     y.finish(py)
 }
 
+/// The 16-bit formats: read and written as such, computed in f32 (`rows::*_widened`).
+fn rows_widened<'py, S: Storage<Compute = f32> + Element>(
+    py: Python<'py>,
+    op: &str,
+    src: &PyTensor<'py>,
+    weight: Option<&PyTensor<'py>>,
+    bias: Option<&PyTensor<'py>>,
+    f: RowFn,
+    out: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let d = src.shape().last().copied().unwrap_or(1);
+    let view = src.view::<S>()?;
+    let x = contiguous(py, &view)?;
+    let w = feature_param::<S>(py, op, "weight", weight, src, d)?;
+    let b = feature_param::<S>(py, op, "bias", bias, src, d)?;
+    let mut inputs: Vec<&PyTensor<'_>> = vec![src];
+    inputs.extend(weight);
+    inputs.extend(bias);
+    let mut y = Output::<S>::new(py, out, src.shape(), &inputs)?;
+    let x = x.as_slice();
+    let w = w.as_ref().map(|w| w.as_slice());
+    let b = b.as_ref().map(|b| b.as_slice());
+    y.fill(py, x.len(), |y| match f {
+        RowFn::LayerNorm { eps } => rows::layer_norm_widened(x, d, w, b, eps, y),
+        // torch's default for 16-bit inputs: the epsilon of float32, the type it computes in.
+        RowFn::RmsNorm { eps } => {
+            rows::rms_norm_widened(x, d, w, eps.unwrap_or(f64::from(f32::EPSILON)), y)
+        }
+        RowFn::Softmax => rows::softmax_widened(x, d, y),
+        RowFn::LogSoftmax => rows::log_softmax_widened(x, d, y),
+        RowFn::L2Normalize { .. } => unreachable!("l2_normalize takes float32/float64 only"),
+    })?;
+    y.finish(py)
+}
+
 fn run_rows<'py>(
     py: Python<'py>,
     op: &str,
@@ -105,16 +144,25 @@ fn run_rows<'py>(
     out: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let src = PyTensor::extract(x, Access::Read)?;
-    let dtype = check_dtype(op, &src, REDUCTION_DTYPES)?;
+    // The norms and softmaxes read each element once and are memory-bound, so 16-bit
+    // inputs pay; l2_normalize shares the distances' f32/f64 kernel.
+    let allowed = match f {
+        RowFn::L2Normalize { .. } => REDUCTION_DTYPES,
+        _ => ELEMENTWISE_DTYPES,
+    };
+    let dtype = check_dtype(op, &src, allowed)?;
     let w = weight
         .map(|w| PyTensor::extract(w, Access::Read))
         .transpose()?;
     let b = bias
         .map(|b| PyTensor::extract(b, Access::Read))
         .transpose()?;
+    let (w, b) = (w.as_ref(), b.as_ref());
     match dtype {
-        DType::Float32 => rows_typed::<f32>(py, op, &src, w.as_ref(), b.as_ref(), f, out),
-        _ => rows_typed::<f64>(py, op, &src, w.as_ref(), b.as_ref(), f, out),
+        DType::Float32 => rows_typed::<f32>(py, op, &src, w, b, f, out),
+        DType::Float16 => rows_widened::<f16>(py, op, &src, w, b, f, out),
+        DType::BFloat16 => rows_widened::<bf16>(py, op, &src, w, b, f, out),
+        _ => rows_typed::<f64>(py, op, &src, w, b, f, out),
     }
 }
 
