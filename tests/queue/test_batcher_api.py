@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import torch
-from _queue_support import Gate, join_all, start_thread
+from _queue_support import Gate, join_all, process_cpu_seconds, start_thread
 
 import rusttorch_queue as rq
 
@@ -184,6 +184,48 @@ def test_properties_and_repr() -> None:
     assert batcher.closed
     assert repr(batcher).endswith(", closed)")
     assert rq.Batcher(model).timeout_ms is None
+
+
+def test_constructor_defaults() -> None:
+    with rq.Batcher(lambda b: b) as batcher:
+        settings = (batcher.max_batch_size, batcher.max_wait_ms, batcher.max_queue)
+        assert settings == (32, 2.0, 1024)
+        assert batcher.timeout_ms is None
+        assert "max_batch_size=32, max_wait_ms=2.0, max_queue=1024, timeout_ms=None" in repr(
+            batcher
+        )
+
+
+def test_cancelling_an_asubmit_await_cancels_the_request() -> None:
+    gate = Gate()
+    with rq.Batcher(gate, max_batch_size=4, max_wait_ms=0) as batcher:
+        gate.hold(batcher.submit)
+
+        async def main() -> Any:
+            task = asyncio.create_task(batcher.asubmit(torch.ones(1)))
+            await asyncio.sleep(0.05)  # submitted, queued behind the blocker
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            # The batcher still serves the loop.
+            asyncio.get_running_loop().call_later(0.05, gate.open)
+            return await batcher.asubmit(torch.full((1,), 7.0))
+
+        assert asyncio.run(main()).item() == 7.0
+    assert batcher.stats.cancelled == 1
+    assert [b.tolist() for b in gate.batches[1:]] == [[[7.0]]], "the cancelled request ran"
+
+
+@pytest.mark.parametrize("timeout_ms", [None, 100.0], ids=["no-timeout", "with-expiry-thread"])
+def test_an_idle_batcher_uses_no_cpu(timeout_ms: float | None) -> None:
+    with rq.Batcher(lambda b: b, max_wait_ms=1, timeout_ms=timeout_ms) as batcher:
+        assert batcher(torch.ones(1)).item() == 1.0
+        time.sleep(0.05)
+        cpu = process_cpu_seconds()
+        time.sleep(0.5)
+        used = process_cpu_seconds() - cpu
+    # A polling worker or expiry thread would use a good part of 0.5 s here.
+    assert used < 0.1, f"an idle Batcher used {used:.3f} s of CPU in 0.5 s"
 
 
 def test_stats_count_batches_sizes_waits_and_throughput() -> None:

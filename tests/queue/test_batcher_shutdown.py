@@ -124,6 +124,83 @@ def test_every_future_is_resolved_exactly_once() -> None:
     assert outcomes["ok"] + stats.failed == stats.requests
 
 
+def test_every_blocked_call_is_resolved_exactly_once_while_close_races_the_callers() -> None:
+    """Callers loop on batcher(x) (some malformed for their batch, some in failing batches,
+    some timed out) while close() lands in the middle: every call returns or raises once,
+    with its own row or the error that concerns it, and nothing hangs."""
+    rng = random.Random(2)
+    lock = threading.Lock()
+    rows_ok = [0]
+
+    def fn(batch: torch.Tensor) -> torch.Tensor:
+        if rng.random() < 0.2:
+            raise LookupError("flaky model")
+        time.sleep(rng.random() * 0.003)
+        with lock:
+            rows_ok[0] += len(batch)
+        return batch
+
+    batcher = rq.Batcher(fn, max_batch_size=4, max_wait_ms=1, max_queue=16, timeout_ms=20)
+    outcomes: Counter[str] = Counter()
+    started = threading.Barrier(7)
+
+    def caller(c: int) -> None:
+        started.wait()
+        for i in range(10_000):
+            value = float(c * 100_000 + i)
+            shape = (2,) if rng.random() < 0.9 else (3,)
+            try:
+                result = batcher(torch.full(shape, value))
+            except RuntimeError as e:
+                assert "closed" in str(e), e
+                with lock:
+                    outcomes["closed"] += 1
+                return  # refused at submit: nothing was queued
+            except (LookupError, ValueError, TimeoutError) as e:
+                with lock:
+                    outcomes[type(e).__name__] += 1
+                continue
+            assert result.tolist() == [value] * shape[0], (result, value)
+            with lock:
+                outcomes["ok"] += 1
+
+    callers = [start_thread(caller, c) for c in range(6)]
+    started.wait()
+    time.sleep(0.3)
+    batcher.close()
+    join_all(callers, timeout=30)
+    stats = batcher.stats
+    assert outcomes["closed"] == 6
+    assert outcomes["ok"] > 0
+    assert outcomes["ok"] == rows_ok[0] == stats.requests - stats.failed
+    assert outcomes["LookupError"] == stats.failed
+    assert outcomes["ValueError"] == stats.rejected
+    assert outcomes["TimeoutError"] == stats.timed_out
+
+
+def test_interpreter_exit_with_timed_out_futures_in_flight_is_clean() -> None:
+    # The expiry thread fails queued Futures while fn is busy, and is joined with the
+    # worker before Python finalizes.
+    result = run_python(
+        """
+        import time, torch, rusttorch_queue as rq
+
+        def slow(batch):
+            time.sleep(0.6)
+            return batch
+
+        batcher = rq.Batcher(slow, max_batch_size=1, max_wait_ms=0, timeout_ms=200)
+        for i in range(4):
+            batcher.submit(torch.ones(1)).add_done_callback(
+                lambda f: print("timeout" if f.exception() else "done", flush=True)
+            )
+        print("exiting", flush=True)
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    assert sorted(result.stdout.split()) == ["done", "exiting", "timeout", "timeout", "timeout"]
+
+
 def test_a_dropped_batcher_still_runs_what_was_queued() -> None:
     batcher = rq.Batcher(lambda b: b * 3, max_wait_ms=50)
     future = batcher.submit(torch.ones(1))
