@@ -106,6 +106,44 @@ OPCHECK = [
     (torch.ops.rusttorch.softmax.default, (torch.randn(4, 6),)),
     (torch.ops.rusttorch.cdist.default, (torch.randn(4, 3), torch.randn(5, 3), "l2")),
     (torch.ops.rusttorch.cosine_similarity.default, (torch.randn(4, 3), torch.randn(4, 3), 1e-8)),
+    (torch.ops.rusttorch.leaky_relu.default, (torch.randn(3, 5), 0.1)),
+    (torch.ops.rusttorch.silu.default, (torch.randn(3, 5),)),
+    (torch.ops.rusttorch.sigmoid.default, (torch.randn(3, 5),)),
+    (torch.ops.rusttorch.tanh.default, (torch.randn(3, 5),)),
+    (torch.ops.rusttorch.exp.default, (torch.randn(3, 5),)),
+    (
+        torch.ops.rusttorch.affine.default,
+        (torch.randn(3, 5), torch.randn(5), torch.tensor(0.5, dtype=torch.float64)),
+    ),
+    (torch.ops.rusttorch.minmax_scale.default, (torch.randn(9, 4), 0, [0.0, 1.0], "omit")),
+    (torch.ops.rusttorch.robust_scale.default, (torch.randn(9, 4), 1, [25.0, 75.0], "propagate")),
+    (torch.ops.rusttorch.rms_norm.default, (torch.randn(4, 6), torch.ones(6), None)),
+    (torch.ops.rusttorch.log_softmax.default, (torch.randn(4, 6),)),
+    (torch.ops.rusttorch.l2_normalize.default, (torch.randn(4, 6), 1e-12)),
+]
+# The same with inputs that require grad, so that opcheck also checks the autograd
+# registrations (the backward formulas themselves are gradchecked in test_simd_autograd.py).
+OPCHECK_GRAD = [
+    (torch.ops.rusttorch.gelu.default, (torch.randn(3, 5, requires_grad=True), "none")),
+    (torch.ops.rusttorch.silu.default, (torch.randn(3, 5, requires_grad=True),)),
+    (
+        torch.ops.rusttorch.normalize.default,
+        (
+            torch.randn(2, 3, 4, requires_grad=True),
+            torch.randn(3, requires_grad=True),
+            (torch.rand(3) + 0.5).requires_grad_(),
+            1,
+        ),
+    ),
+    (
+        torch.ops.rusttorch.standardize.default,
+        (torch.randn(9, 4, requires_grad=True), 0, 1.0, 0.0, "propagate"),
+    ),
+    (
+        torch.ops.rusttorch.layer_norm.default,
+        (torch.randn(4, 6, requires_grad=True), torch.randn(6, requires_grad=True), None, 1e-5),
+    ),
+    (torch.ops.rusttorch.log_softmax.default, (torch.randn(4, 6, requires_grad=True),)),
 ]
 
 
@@ -113,6 +151,13 @@ OPCHECK = [
     "op,args", OPCHECK, ids=lambda v: str(v) if not isinstance(v, tuple) else ""
 )
 def test_opcheck(op, args) -> None:  # type: ignore[no-untyped-def]
+    torch.library.opcheck(op, args)
+
+
+@pytest.mark.parametrize(
+    "op,args", OPCHECK_GRAD, ids=lambda v: str(v) if not isinstance(v, tuple) else ""
+)
+def test_opcheck_with_autograd(op, args) -> None:  # type: ignore[no-untyped-def]
     torch.library.opcheck(op, args)
 
 

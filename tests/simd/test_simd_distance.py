@@ -69,6 +69,17 @@ def test_l2_matches_torch_cdist(dtype: torch.dtype) -> None:
     assert torch.allclose(got, want, rtol=1e-4 if dtype == torch.float32 else 1e-10, atol=1e-3)
 
 
+@pytest.mark.parametrize("metric", METRICS)
+def test_unaligned_contiguous_points(level: str, metric: str) -> None:
+    # One element into their storage: every vector load of every level is unaligned.
+    x = points(1, 33 * 19 + 1, torch.float32, 7).flatten()[1:].view(33, 19)
+    y = points(1, 21 * 19 + 1, torch.float32, 8).flatten()[1:].view(21, 19)
+    assert x.is_contiguous() and x.data_ptr() % 16 != 0
+    check(x, y, metric)
+    want = torch.nn.functional.cosine_similarity(x[:21].double(), y.double())
+    assert_close_to(rs.cosine_similarity(x[:21], y), want, 0.0, 1e-5)
+
+
 def test_batched_strided_and_out() -> None:
     x = points(2 * 30, 9, torch.float32, 5).reshape(2, 30, 9)
     y = points(2 * 20, 9, torch.float32, 6).reshape(2, 20, 9)

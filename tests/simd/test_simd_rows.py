@@ -107,6 +107,15 @@ def test_16_bit_rows_are_computed_in_float32_and_rounded_once(
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
+def test_contiguous_rows_at_an_unaligned_start(level: str, name: str) -> None:
+    # A contiguous view one element into its storage: the kernels read it in place (no
+    # aligning copy), so every vector load of every level is unaligned.
+    x = rows(1, 37 * 129 + 1, torch.float32).flatten()[1:].view(37, 129)
+    assert x.is_contiguous() and x.data_ptr() % 16 != 0
+    check(name, x, f"offset 1 at {level}")
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
 def test_strided_unaligned_3d_and_empty(name: str) -> None:
     base = rows(50, 65, torch.float32)
     check(name, base[:, 1:], "offset 1")

@@ -36,6 +36,24 @@ def test_mean_var_matches_torch(level: str, dtype: torch.dtype, dim: int) -> Non
         assert_close_to(var, x64.var(dim, correction=correction), RTOL[dtype], 0.0, "var")
 
 
+@pytest.mark.parametrize("dim", [0, 1])
+def test_statistics_of_an_unaligned_contiguous_matrix(level: str, dim: int) -> None:
+    # One element into its storage: every vector load of every level is unaligned.
+    x = matrix(1, 301 * 37 + 1, torch.float32).flatten()[1:].view(301, 37)
+    assert x.is_contiguous() and x.data_ptr() % 16 != 0
+    x64 = x.double()
+    mean, var = rs.mean_var(x, dim)
+    atol = RTOL[torch.float32] * x64.abs().max().item()
+    assert_close_to(mean, x64.mean(dim), RTOL[torch.float32], atol, f"mean at {level}")
+    assert_close_to(var, x64.var(dim), RTOL[torch.float32] * 10, atol, f"var at {level}")
+    lo, hi = x64.amin(dim, keepdim=True), x64.amax(dim, keepdim=True)
+    y, _, _ = rs.minmax_scale(x, dim)
+    assert_close_to(y, (x64 - lo) / (hi - lo), 1e-5, 1e-5, f"minmax at {level}")
+    r, center, _ = rs.robust_scale(x, dim)
+    assert_close_to(center, x64.median(dim).values, 0.0, 1e-5, f"median at {level}")
+    assert_close_to(r, rs.robust_scale(x.clone(), dim)[0], 0.0, 0.0, f"robust at {level}")
+
+
 def test_mean_var_of_3d_along_each_dim() -> None:
     x = matrix(4 * 5, 6, torch.float64).reshape(4, 5, 6)
     for dim in range(3):
@@ -113,7 +131,7 @@ def test_minmax_scale_is_scikit_learns(level: str, dtype: torch.dtype, dim: int)
 @pytest.mark.parametrize("dtype", REDUCTION_DTYPES, ids=dtype_name)
 @pytest.mark.parametrize("dim", [0, 1])
 @pytest.mark.parametrize("rows", [1, 2, 5, 1000])
-def test_robust_scale_is_scikit_learns(dtype: torch.dtype, dim: int, rows: int) -> None:
+def test_robust_scale_is_scikit_learns(level: str, dtype: torch.dtype, dim: int, rows: int) -> None:
     x = matrix(rows, 23, dtype)
     y, center, scale = rs.robust_scale(x, dim, quantile_range=(10.0, 90.0))
     a = x.numpy()
