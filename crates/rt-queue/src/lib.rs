@@ -2,10 +2,13 @@
 #![forbid(unsafe_code)]
 
 mod batch;
-// Used by the Python batcher; model-checked here with the rest of the crate's sync.
+// `claim` and `expiry` serve the Python batcher; they live here to be model-checked with
+// the rest of the crate's sync.
 #[cfg_attr(not(feature = "python"), allow(dead_code))]
 mod claim;
 mod error;
+#[cfg_attr(not(feature = "python"), allow(dead_code))]
+mod expiry;
 mod oneshot;
 mod queue;
 mod stack;

@@ -7,7 +7,7 @@
 //!
 //! With `timeout_ms`, a request's deadline holds while it is queued, even while the worker
 //! is busy inside `fn`: a blocked caller gives up at its deadline, and the expiry thread
-//! (see `expiry.rs`) fails a Future at its deadline. Either claims the request first (see
+//! (see [`Expiry`]) fails a Future at its deadline. Either claims the request first (see
 //! `claim.rs`), and the worker skips a request it could not claim.
 
 use std::ops::ControlFlow;
@@ -23,10 +23,10 @@ use pyo3::types::{PyDict, PyTuple};
 
 use super::batch_io::{Borrowed, Grouped, borrow, group, split_output, stack_batch};
 use super::errors::full;
-use super::expiry::{Expiry, Watched};
 use super::request::{Completion, Deferred, Request, Start, Structure, new_future};
 use super::wait::wait_released;
 use crate::claim::Claim;
+use crate::expiry::{Expiry, Watched};
 use crate::{
     BatchPolicy, BatchStats, BoundedQueue, Oneshot, PushTimeoutError, TryPushError, next_batch,
 };
@@ -46,7 +46,14 @@ struct Shared {
     /// Set in a child process after `fork()`, where the worker thread does not exist.
     forked: AtomicBool,
     /// With a timeout: the deadlines of queued Futures, enforced by the expiry thread.
-    expiry: Option<Expiry>,
+    expiry: Option<Expiry<Expiring>>,
+}
+
+/// A queued Future with a deadline, as the expiry thread needs it. (Dropped without the
+/// GIL there when the worker claimed it first: pyo3 then defers the decref.)
+struct Expiring {
+    future: Py<PyAny>,
+    enqueued_at: Instant,
 }
 
 /// A queued request with a deadline, as its blocked caller sees it.
@@ -121,9 +128,11 @@ impl Batcher {
             (Some(future), Some(expiry)) => {
                 expiry.watch(Watched {
                     deadline: deadline.at,
-                    enqueued_at: deadline.enqueued_at,
                     claim: deadline.claim,
-                    future,
+                    item: Expiring {
+                        future,
+                        enqueued_at: deadline.enqueued_at,
+                    },
                 });
                 Ok(None)
             }
@@ -266,7 +275,7 @@ impl Batcher {
             stats: Mutex::new(BatchStats::new()),
             finished: Oneshot::new(),
             forked: AtomicBool::new(false),
-            expiry: timeout.map(|_| Expiry::default()),
+            expiry: timeout.map(|_| Expiry::new()),
         });
         let expiry = match shared.expiry {
             Some(_) => {
@@ -499,14 +508,14 @@ fn worker_main(shared: Arc<Shared>, expiry: Option<JoinHandle<()>>) {
     let _ = finished.finished.set(());
 }
 
-/// The expiry thread: fails each queued Future at its deadline (see `expiry.rs`).
+/// The expiry thread: fails each queued Future at its deadline (see [`Expiry`]).
 fn expiry_main(shared: &Shared) {
     let Some(expiry) = &shared.expiry else {
         return;
     };
     expiry.run(|due| {
         // Claimed without the GIL, so that only requests this thread resolves need it.
-        let won: Vec<Watched> = due.into_iter().filter(|w| w.claim.take()).collect();
+        let won: Vec<Watched<Expiring>> = due.into_iter().filter(|w| w.claim.take()).collect();
         if won.is_empty() {
             return;
         }
@@ -514,14 +523,14 @@ fn expiry_main(shared: &Shared) {
         let _ = Python::try_attach(|py| {
             let mut expired = Vec::with_capacity(won.len());
             let mut cancelled = 0u64;
-            for watched in won {
-                let future = watched.future.into_bound(py);
+            for Watched { item, .. } in won {
+                let future = item.future.into_bound(py);
                 let running = future
                     .call_method0(intern!(py, "set_running_or_notify_cancel"))
                     .and_then(|r| r.is_truthy())
                     .unwrap_or(false);
                 if running {
-                    expired.push((future, watched.enqueued_at));
+                    expired.push((future, item.enqueued_at));
                 } else {
                     cancelled += 1;
                 }

@@ -6,7 +6,6 @@
 mod batch_io;
 mod batcher;
 mod errors;
-mod expiry;
 mod queue;
 mod request;
 mod wait;
