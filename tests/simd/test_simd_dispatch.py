@@ -121,13 +121,32 @@ def test_threads_follow_set_num_threads_and_results_do_not_change() -> None:
         rs.set_num_threads(0)
 
 
-def test_large_calls_release_the_gil() -> None:
+_X = torch.randn(12_000_000)
+_ROWS = _X.view(-1, 1000)
+LONG_CALLS = {
+    "gelu": lambda: rs.gelu(_X),
+    # Twice, to last long enough: between the two calls a GIL-holding kernel would let the
+    # counting thread in once or twice, far fewer stamps than the test asks for.
+    "layer_norm": lambda: [rs.layer_norm(_ROWS, torch.ones(1000)) for _ in range(2)],
+    "softmax": lambda: rs.softmax(_ROWS),
+    # (mean_var shares standardize's pass over the data and is too quick to time here.)
+    "standardize": lambda: rs.standardize(_ROWS),
+    "robust_scale": lambda: rs.robust_scale(_ROWS[:6000]),
+    "cdist": lambda: rs.cdist(_ROWS[:1500, :200], _ROWS[:1500, 200:400]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LONG_CALLS))
+def test_large_calls_release_the_gil(name: str) -> None:
     import threading
     import time
 
-    x = torch.randn(12_000_000)
-    out = torch.empty_like(x)
-    rs.set_simd_level("scalar")  # ~10x slower per element: a long call from little memory
+    call = LONG_CALLS[name]
+    # Several times slower per element, one thread: calls long enough to tell, from little
+    # memory.
+    rs.set_simd_level("scalar")
+    threads = rs.get_num_threads()
+    rs.set_num_threads(1)
     stamps: list[float] = []
     stop = False
 
@@ -137,19 +156,20 @@ def test_large_calls_release_the_gil() -> None:
             time.sleep(0.0005)
 
     try:
-        rs.gelu(x, out=out)  # warm up the pool and the pages
+        call()  # warm up the pool and the pages
         t = threading.Thread(target=count)
         t.start()
         time.sleep(0.02)
         start = time.perf_counter()
-        rs.gelu(x, out=out)
+        call()
         end = time.perf_counter()
         stop = True
         t.join()
     finally:
         rs.set_simd_level(None)
-    assert end - start > 0.03, "the call was too short to tell"
+        rs.set_num_threads(threads)
+    assert end - start > 0.03, f"{name}: the call was too short to tell"
     # Holding the GIL for the call, the other thread could run only in the one switch
     # interval (5 ms) before the call took it.
     during = [s for s in stamps if start + 0.012 < s < end - 0.002]
-    assert len(during) >= 5
+    assert len(during) >= 5, f"{name}: {len(during)} stamps during a {end - start:.3f} s call"
