@@ -3,6 +3,7 @@
 //! under an explicit size limit.
 
 use crate::error::{Result, SparseError};
+use crate::limits::{check_pointer_buffer, try_filled, try_with_capacity};
 use crate::pattern::{CsrPattern, check_coo};
 use crate::scalar::{Index, Scalar};
 
@@ -42,8 +43,10 @@ pub fn coo_to_csr<I: Index, V: Scalar>(
     check_coo(nrows, ncols, row, col, values.map(<[V]>::len))?;
     let nnz = row.len();
     to_index::<I>(nnz, "nnz")?;
+    // The row pointers grow with nrows, not with the entries: bounded before allocating.
+    let nptr = check_pointer_buffer("the row pointers of the CSR matrix (nrows + 1)", nrows)?;
     // Counting sort by row (indices are validated, so `to_usize` is total here).
-    let mut counts = vec![0usize; nrows + 1];
+    let mut counts = try_filled("the row counts of the COO -> CSR conversion", nptr, 0usize)?;
     for &r in row {
         if let Some(slot) = r.to_usize().and_then(|r| counts.get_mut(r + 1)) {
             *slot += 1;
@@ -52,8 +55,9 @@ pub fn coo_to_csr<I: Index, V: Scalar>(
     for k in 1..counts.len() {
         counts[k] += counts[k - 1];
     }
-    let mut next = counts.clone();
-    let mut order = vec![0usize; nnz];
+    let mut next = try_with_capacity("the row counts of the COO -> CSR conversion", nptr)?;
+    next.extend_from_slice(&counts);
+    let mut order = try_filled("the entry order of the COO -> CSR conversion", nnz, 0usize)?;
     for (e, &r) in row.iter().enumerate() {
         if let Some(pos) = r.to_usize().and_then(|r| next.get_mut(r)) {
             if let Some(slot) = order.get_mut(*pos) {
@@ -62,9 +66,10 @@ pub fn coo_to_csr<I: Index, V: Scalar>(
             *pos += 1;
         }
     }
-    let mut out_col: Vec<I> = Vec::with_capacity(nnz);
-    let mut out_val: Vec<V> = Vec::with_capacity(if values.is_some() { nnz } else { 0 });
-    let mut crow: Vec<I> = Vec::with_capacity(nrows + 1);
+    let mut out_col: Vec<I> = try_with_capacity("the column indices of the CSR matrix", nnz)?;
+    let nval = if values.is_some() { nnz } else { 0 };
+    let mut out_val: Vec<V> = try_with_capacity("the values of the CSR matrix", nval)?;
+    let mut crow: Vec<I> = try_with_capacity("the row pointers of the CSR matrix", nptr)?;
     crow.push(to_index(0, "nnz")?);
     let mut scratch: Vec<(I, usize)> = Vec::new();
     for r in 0..nrows {
@@ -98,10 +103,23 @@ pub fn coo_to_csr<I: Index, V: Scalar>(
 /// The transpose of a validated pattern: the CSR pattern of `A^T` (equivalently the CSC
 /// pattern of `A`) and `perm`, where entry `k` of the result is entry `perm[k]` of `A`.
 /// Columns come out sorted within each row.
+///
+/// The result's pointer array has `ncols + 1` entries however few are stored, so it is
+/// checked against [`crate::dim_buffer_limit`] first.
 pub fn transpose<I: Index>(a: &CsrPattern<'_, I>) -> Result<(Vec<I>, Vec<I>, Vec<I>)> {
+    transpose_named(a, "the row pointers of the transpose (ncols + 1)")
+}
+
+/// [`transpose`], naming the result's pointer array `what` (with the dimension that sizes
+/// it) when it would pass the limit: the CSC column pointers of `to_csc`, say.
+pub(crate) fn transpose_named<I: Index>(
+    a: &CsrPattern<'_, I>,
+    what: &'static str,
+) -> Result<(Vec<I>, Vec<I>, Vec<I>)> {
     let (nrows, ncols, nnz) = (a.nrows(), a.ncols(), a.nnz());
     to_index::<I>(nnz, "nnz")?;
-    let mut counts = vec![0usize; ncols + 1];
+    let nptr = check_pointer_buffer(what, ncols)?;
+    let mut counts = try_filled(what, nptr, 0usize)?;
     for &c in a.col() {
         if let Some(slot) = c.to_usize().and_then(|c| counts.get_mut(c + 1)) {
             *slot += 1;
@@ -110,13 +128,13 @@ pub fn transpose<I: Index>(a: &CsrPattern<'_, I>) -> Result<(Vec<I>, Vec<I>, Vec
     for k in 1..counts.len() {
         counts[k] += counts[k - 1];
     }
-    let crow_t = counts
-        .iter()
-        .map(|&n| to_index(n, "nnz"))
-        .collect::<Result<Vec<I>>>()?;
+    let mut crow_t = try_with_capacity(what, nptr)?;
+    for &n in &counts {
+        crow_t.push(to_index::<I>(n, "nnz")?);
+    }
     let zero = to_index::<I>(0, "nnz")?;
-    let mut col_t = vec![zero; nnz];
-    let mut perm = vec![zero; nnz];
+    let mut col_t = try_filled("the indices of the transpose", nnz, zero)?;
+    let mut perm = try_filled("the permutation of the transpose", nnz, zero)?;
     for r in 0..nrows {
         let ri = to_index::<I>(r, "nrows")?;
         for e in a.row_range(r) {
@@ -138,7 +156,7 @@ pub fn transpose<I: Index>(a: &CsrPattern<'_, I>) -> Result<(Vec<I>, Vec<I>, Vec
 
 /// The row index of every stored entry (CSR -> COO).
 pub fn expand_rows<I: Index>(a: &CsrPattern<'_, I>) -> Result<Vec<I>> {
-    let mut rows = Vec::with_capacity(a.nnz());
+    let mut rows = try_with_capacity("the row indices of the COO matrix", a.nnz())?;
     for r in 0..a.nrows() {
         let ri = to_index::<I>(r, "nrows")?;
         rows.extend(std::iter::repeat_n(ri, a.row_nnz(r)));
@@ -207,6 +225,61 @@ mod tests {
         assert_eq!(p.col, vec![1, 0, 2, 2]);
         assert_eq!(p.values, vec![2.0, 3.0, 1.0, 4.0]);
         assert!(coo_to_csr::<i64, f64>(2, 3, &[2], &[0], None, true).is_err());
+    }
+
+    fn limit_what(e: SparseError) -> &'static str {
+        match e {
+            SparseError::LimitExceeded {
+                what,
+                unit: "entries",
+                knob: "set_dim_buffer_limit",
+                ..
+            } => what,
+            e => panic!("expected a dimension-buffer limit, got {e:?}"),
+        }
+    }
+
+    #[test]
+    fn huge_dimensions_with_few_entries_are_refused_not_allocated() {
+        let big = 1usize << 40;
+        // COO -> CSR: the row pointers follow nrows.
+        let e = coo_to_csr::<i64, f32>(big, 2, &[5], &[1], Some(&[1.0]), true).unwrap_err();
+        assert_eq!(
+            limit_what(e),
+            "the row pointers of the CSR matrix (nrows + 1)"
+        );
+        assert!(coo_to_csr::<i64, f32>(big, 2, &[], &[], None, false).is_err());
+        // A wide matrix is fine as it is; its transpose's pointers follow ncols.
+        let (crow, col) = ([0i64, 1], [big as i64 - 1]);
+        let a = CsrPattern::try_new(1, big, &crow, &col).unwrap();
+        let e = transpose(&a).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "the row pointers of the transpose (ncols + 1) would need 1099511627777 entries, \
+             over the limit of 2147483648; raise the limit (set_dim_buffer_limit) if this is \
+             intended"
+        );
+        // Grouping edges by destination: num_nodes + 1 pointers.
+        let e = crate::spmm::edges_by_destination::<i64>(&[0], &[3], 1, big).unwrap_err();
+        assert_eq!(
+            limit_what(e),
+            "the row pointers of the edges grouped by destination (num_nodes + 1)"
+        );
+        let mut out = [0.0f32; 0];
+        let e = crate::spmm::gather_scatter::<i64, f32>(
+            &[],
+            1,
+            &[],
+            &[],
+            crate::Reduce::Sum,
+            big,
+            &mut out,
+        );
+        assert!(matches!(e, Err(SparseError::LimitExceeded { .. })));
+        // Just under the limit in the other dimension: accepted.
+        let (crow, col) = ([0i64, 1], [5i64]);
+        let a = CsrPattern::try_new(1, 10, &crow, &col).unwrap();
+        assert_eq!(transpose(&a).unwrap().0.len(), 11);
     }
 
     #[test]

@@ -124,10 +124,18 @@ pub enum SparseError {
         requested: u128,
         /// The limit.
         limit: u128,
-        /// `"elements"` or `"stored entries"`.
+        /// `"elements"`, `"stored entries"` or `"entries"`.
         unit: &'static str,
         /// The argument that raises the limit.
         knob: &'static str,
+    },
+    /// The allocator refused memory that the limits allowed (Python: `MemoryError`).
+    #[error("could not allocate {bytes} bytes for {what}")]
+    OutOfMemory {
+        /// What was being built.
+        what: &'static str,
+        /// The size asked for.
+        bytes: u128,
     },
     /// An argument outside its domain.
     #[error("invalid argument {name}: {reason}")]

@@ -4,6 +4,7 @@
 pub mod attention;
 pub mod convert;
 mod error;
+pub mod limits;
 mod matrix;
 mod parallel;
 pub mod pattern;
@@ -19,6 +20,7 @@ pub mod python;
 
 pub use attention::{AttentionShape, sparse_attention};
 pub use error::{Result, SparseError};
+pub use limits::{DEFAULT_MAX_DIM_BUFFER, dim_buffer_limit, set_dim_buffer_limit};
 pub use matrix::{CooMatrix, CscMatrix, CsrMatrix};
 pub use pattern::{CsrPattern, Order};
 pub use scalar::{Index, Scalar};

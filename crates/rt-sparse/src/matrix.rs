@@ -4,6 +4,7 @@
 
 use crate::convert::{self, CsrParts};
 use crate::error::{Result, check_len};
+use crate::limits::{try_filled, try_with_capacity};
 use crate::pattern::{CSC, CSR, CsrPattern, Order, check_coo};
 use crate::scalar::{Index, Scalar};
 
@@ -107,16 +108,19 @@ impl<I: Index, V: Scalar> CsrMatrix<I, V> {
 
     /// The transpose, as a CSR matrix (columns sorted within rows).
     pub fn transpose(&self) -> Result<CsrMatrix<I, V>> {
-        let (crow, col, perm) = convert::transpose(&self.pattern())?;
-        let values = perm
-            .iter()
-            .map(|&p| {
-                p.to_usize()
-                    .and_then(|p| self.values.get(p))
-                    .copied()
-                    .unwrap_or(V::ZERO)
-            })
-            .collect();
+        self.transpose_named("the row pointers of the transpose (ncols + 1)")
+    }
+
+    /// The transpose, naming its pointer array `what` in a limit error.
+    fn transpose_named(&self, what: &'static str) -> Result<CsrMatrix<I, V>> {
+        let (crow, col, perm) = convert::transpose_named(&self.pattern(), what)?;
+        let mut values = try_with_capacity("the values of the transpose", perm.len())?;
+        values.extend(perm.iter().map(|&p| {
+            p.to_usize()
+                .and_then(|p| self.values.get(p))
+                .copied()
+                .unwrap_or(V::ZERO)
+        }));
         Ok(CsrMatrix {
             nrows: self.ncols,
             ncols: self.nrows,
@@ -128,7 +132,7 @@ impl<I: Index, V: Scalar> CsrMatrix<I, V> {
 
     /// The same matrix in CSC layout.
     pub fn to_csc(&self) -> Result<CscMatrix<I, V>> {
-        let t = self.transpose()?;
+        let t = self.transpose_named("the column pointers of the CSC matrix (ncols + 1)")?;
         Ok(CscMatrix {
             nrows: self.nrows,
             ncols: self.ncols,
@@ -152,7 +156,7 @@ impl<I: Index, V: Scalar> CsrMatrix<I, V> {
     /// The dense matrix, row-major; refused above `max_elements` elements.
     pub fn to_dense(&self, max_elements: usize) -> Result<Vec<V>> {
         let n = convert::check_dense_size(self.nrows, self.ncols, max_elements)?;
-        let mut out = vec![V::ZERO; n];
+        let mut out = try_filled("the dense matrix", n, V::ZERO)?;
         convert::to_dense(&self.pattern(), &self.values, &mut out)?;
         Ok(out)
     }
@@ -234,7 +238,7 @@ impl<I: Index, V: Scalar> CscMatrix<I, V> {
             col: self.row.clone(),
             values: self.values.clone(),
         };
-        t.transpose()
+        t.transpose_named("the row pointers of the CSR matrix (nrows + 1)")
     }
 }
 
@@ -335,5 +339,36 @@ mod tests {
         assert!(csr.to_dense(11).is_err());
         assert!(CscMatrix::try_new(3, 2, vec![0i64, 1, 1], vec![3], vec![1.0f32]).is_err());
         assert!(CooMatrix::try_new(3, 2, vec![0i64], vec![0, 1], vec![1.0f32]).is_err());
+    }
+
+    #[test]
+    fn conversions_of_huge_shapes_are_errors_naming_the_dimension() {
+        let big = 1usize << 40;
+        let limited = |r: Result<()>| match r {
+            Err(crate::SparseError::LimitExceeded { what, .. }) => what,
+            other => panic!("expected LimitExceeded, got {other:?}"),
+        };
+        let wide = CsrMatrix::try_new(1, big, vec![0i64, 0], vec![], vec![0.0f32]).unwrap_err();
+        assert!(wide.to_string().contains("values length"));
+        let wide = CsrMatrix::try_new(1, big, vec![0i64, 1], vec![7], vec![1.0f32]).unwrap();
+        assert_eq!(
+            limited(wide.transpose().map(|_| ())),
+            "the row pointers of the transpose (ncols + 1)"
+        );
+        assert_eq!(
+            limited(wide.to_csc().map(|_| ())),
+            "the column pointers of the CSC matrix (ncols + 1)"
+        );
+        assert_eq!(wide.to_coo().unwrap().nnz(), 1);
+        let tall = CscMatrix::try_new(big, 1, vec![0i64, 1], vec![9], vec![1.0f64]).unwrap();
+        assert_eq!(
+            limited(tall.to_csr().map(|_| ())),
+            "the row pointers of the CSR matrix (nrows + 1)"
+        );
+        let coo = CooMatrix::try_new(big, big, vec![3i64], vec![4], vec![1.0f32]).unwrap();
+        assert_eq!(
+            limited(coo.to_csr(true).map(|_| ())),
+            "the row pointers of the CSR matrix (nrows + 1)"
+        );
     }
 }

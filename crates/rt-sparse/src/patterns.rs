@@ -2,7 +2,10 @@
 //! BigBird (window + global + seeded random blocks). Each returns a CSR pattern with sorted,
 //! unique columns; the same arguments always give the same pattern.
 
+use std::collections::HashMap;
+
 use crate::error::{Result, SparseError};
+use crate::limits::try_with_capacity;
 
 /// A CSR pattern as `i64` row pointers and column indices.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -16,27 +19,49 @@ pub struct PatternParts {
 /// Cap on the stored entries of a built pattern: 2^31.
 pub const MAX_PATTERN_NNZ: usize = 1 << 31;
 
-fn build(n: usize, mut row: impl FnMut(usize, &mut Vec<usize>)) -> Result<PatternParts> {
-    let mut crow = Vec::with_capacity(n + 1);
-    crow.push(0i64);
-    let mut col: Vec<i64> = Vec::new();
-    let mut scratch = Vec::new();
-    for i in 0..n {
-        scratch.clear();
-        row(i, &mut scratch);
-        if col.len() + scratch.len() > MAX_PATTERN_NNZ {
-            return Err(SparseError::LimitExceeded {
-                what: "the attention pattern",
-                requested: (col.len() + scratch.len()) as u128,
-                limit: MAX_PATTERN_NNZ as u128,
-                unit: "stored entries",
-                knob: "smaller n or window",
-            });
-        }
-        col.extend(scratch.iter().map(|&c| c as i64));
-        crow.push(col.len() as i64);
+/// `LimitExceeded` unless a pattern of `total` stored entries stays within
+/// [`MAX_PATTERN_NNZ`]; `knob` names the arguments that shrink it.
+fn check_total(total: u128, knob: &'static str) -> Result<()> {
+    if total > MAX_PATTERN_NNZ as u128 {
+        return Err(SparseError::LimitExceeded {
+            what: "the attention pattern",
+            requested: total,
+            limit: MAX_PATTERN_NNZ as u128,
+            unit: "stored entries",
+            knob,
+        });
     }
-    Ok(PatternParts { crow, col })
+    Ok(())
+}
+
+/// The arrays of a pattern being built, allocated once at their exact size (counted
+/// beforehand, within the limit) and fallibly, so that nothing grows or aborts halfway.
+struct Builder {
+    crow: Vec<i64>,
+    col: Vec<i64>,
+}
+
+impl Builder {
+    fn new(n: usize, nnz: u128) -> Result<Self> {
+        // Both are at most MAX_PATTERN_NNZ (+ 1) here: every row holds at least one entry.
+        let nnz = usize::try_from(nnz).unwrap_or(usize::MAX);
+        let mut crow = try_with_capacity("the row pointers of the pattern", n.saturating_add(1))?;
+        crow.push(0);
+        let col = try_with_capacity("the column indices of the pattern", nnz)?;
+        Ok(Builder { crow, col })
+    }
+
+    fn push_row(&mut self, cols: impl IntoIterator<Item = usize>) {
+        self.col.extend(cols.into_iter().map(|c| c as i64));
+        self.crow.push(self.col.len() as i64);
+    }
+
+    fn finish(self) -> PatternParts {
+        PatternParts {
+            crow: self.crow,
+            col: self.col,
+        }
+    }
 }
 
 fn positive(name: &'static str, v: usize) -> Result<()> {
@@ -49,17 +74,37 @@ fn positive(name: &'static str, v: usize) -> Result<()> {
     Ok(())
 }
 
+/// The keys of query `i` in a window of `half` on either side, over `n >= 1` tokens.
+fn window_keys(i: usize, half: usize, n: usize) -> std::ops::RangeInclusive<usize> {
+    i.saturating_sub(half)..=i.saturating_add(half).min(n.saturating_sub(1))
+}
+
+/// The stored entries of `sliding_window(n, 2 * half)`, in O(1): with `h = min(half,
+/// n - 1)`, every row has `2h + 1` keys less those cut off at the two edges.
+fn sliding_window_nnz(n: usize, half: usize) -> u128 {
+    if n == 0 {
+        return 0;
+    }
+    let (n, h) = (n as u128, half.min(n - 1) as u128);
+    n * (2 * h + 1) - h * (h + 1)
+}
+
 /// Query `i` attends to keys `j` with `|i - j| <= window / 2` (so `window + 1` keys away
-/// from the edges for even `window`).
+/// from the edges for even `window`). The size is computed and checked against
+/// [`MAX_PATTERN_NNZ`] before anything is allocated.
 pub fn sliding_window(n: usize, window: usize) -> Result<PatternParts> {
     let half = window / 2;
-    build(n, |i, out| {
-        out.extend(i.saturating_sub(half)..=(i.saturating_add(half)).min(n.saturating_sub(1)));
-    })
+    let total = sliding_window_nnz(n, half);
+    check_total(total, "smaller n or window")?;
+    let mut b = Builder::new(n, total)?;
+    for i in 0..n {
+        b.push_row(window_keys(i, half, n));
+    }
+    Ok(b.finish())
 }
 
 /// A sliding window plus global tokens: a global token attends to every key and every
-/// query attends to it.
+/// query attends to it. The size is counted and checked before anything is allocated.
 pub fn longformer(n: usize, window: usize, global_tokens: &[usize]) -> Result<PatternParts> {
     let mut global: Vec<usize> = global_tokens.to_vec();
     global.sort_unstable();
@@ -74,17 +119,41 @@ pub fn longformer(n: usize, window: usize, global_tokens: &[usize]) -> Result<Pa
         });
     }
     let half = window / 2;
-    build(n, |i, out| {
-        if global.binary_search(&i).is_ok() {
-            out.extend(0..n);
-            return;
+    let knob = "smaller n, window or global_tokens";
+    // Every row holds at least its window: this refuses a huge n in O(1), so that the
+    // exact count below runs over at most MAX_PATTERN_NNZ rows.
+    check_total(sliding_window_nnz(n, half), knob)?;
+    let is_global = |i: usize| global.binary_search(&i).is_ok();
+    let mut total = 0u128;
+    for i in 0..n {
+        total += if is_global(i) {
+            n as u128
+        } else {
+            let keys = window_keys(i, half, n);
+            let inside = global.partition_point(|&g| g <= *keys.end())
+                - global.partition_point(|&g| g < *keys.start());
+            (keys.count() + global.len() - inside) as u128
+        };
+        check_total(total, knob)?;
+    }
+    let mut b = Builder::new(n, total)?;
+    for i in 0..n {
+        if is_global(i) {
+            b.push_row(0..n);
+            continue;
         }
-        let lo = i.saturating_sub(half);
-        let hi = i.saturating_add(half).min(n - 1);
-        out.extend(global.iter().copied().filter(|&g| g < lo));
-        out.extend(lo..=hi);
-        out.extend(global.iter().copied().filter(|&g| g > hi));
-    })
+        let keys = window_keys(i, half, n);
+        let (lo, hi) = (*keys.start(), *keys.end());
+        b.push_row(
+            global
+                .iter()
+                .copied()
+                .filter(|&g| g < lo)
+                .chain(keys)
+                .chain(global.iter().copied().filter(|&g| g > hi)),
+        );
+    }
+    Ok(b.finish())
 }
 
 /// SplitMix64: a tiny, well-mixed generator, so patterns do not depend on a crate's RNG.
@@ -96,9 +165,58 @@ fn splitmix64(state: &mut u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// The blocks that query block `qb` (not a global one) attends to, sorted, into `out`:
+/// its neighbours `lo..=hi`, the global blocks `0..g`, and `num_random` blocks drawn from
+/// the rest. The draw is the one the first version made by listing the free blocks in
+/// order and `swap_remove`-ing picks from that list; here the list stays virtual (the
+/// free blocks are the complement of two intervals, so the `p`-th is computed) and only
+/// the positions that swaps overwrote are stored, which costs O(g + num_random) per
+/// block instead of O(number of blocks), with the same patterns as before.
+fn chosen_blocks(
+    qb: usize,
+    nb: usize,
+    g: usize,
+    num_random: usize,
+    seed: u64,
+    swapped: &mut HashMap<usize, usize>,
+    out: &mut Vec<usize>,
+) {
+    out.clear();
+    let (lo, hi) = (qb.saturating_sub(1), (qb + 1).min(nb - 1));
+    // qb >= g, so the neighbours past the global blocks are the non-empty e_lo..=hi.
+    let e_lo = lo.max(g);
+    let e_len = hi + 1 - e_lo;
+    let free = nb - g - e_len;
+    out.extend(0..g);
+    out.extend(e_lo..=hi);
+    if num_random >= free {
+        // Every free block gets drawn.
+        out.extend((g..e_lo).chain(hi + 1..nb));
+        out.sort_unstable();
+        return;
+    }
+    let nth_free = |p: usize| if g + p >= e_lo { g + p + e_len } else { g + p };
+    swapped.clear();
+    let mut len = free;
+    let mut state = seed ^ (qb as u64).wrapping_mul(0xD1B5_4A32_D192_ED03);
+    for _ in 0..num_random {
+        let pick = (splitmix64(&mut state) % len as u64) as usize;
+        let at = |p: usize, swapped: &HashMap<usize, usize>| {
+            swapped.get(&p).copied().unwrap_or_else(|| nth_free(p))
+        };
+        out.push(at(pick, swapped));
+        let last = at(len - 1, swapped);
+        swapped.insert(pick, last);
+        len -= 1;
+    }
+    out.sort_unstable();
+}
+
 /// BigBird's block pattern over blocks of `block` tokens: each query block attends to its
 /// own and neighbouring blocks, to the first `num_global` blocks (which attend to every
-/// block), and to `num_random` other blocks drawn with `seed`.
+/// block), and to `num_random` other blocks drawn with `seed`. The size is counted and
+/// checked before anything is allocated, in time proportional to the blocks' choices
+/// (never to the square of the number of blocks).
 pub fn bigbird(
     n: usize,
     block: usize,
@@ -107,33 +225,39 @@ pub fn bigbird(
     seed: u64,
 ) -> Result<PatternParts> {
     positive("block", block)?;
+    let knob = "smaller n, block, num_random or num_global";
+    // Every token attends to at least its own block: this refuses a huge n in O(1).
+    check_total(n as u128, knob)?;
     let nb = n.div_ceil(block);
-    let mut blocks_of: Vec<Vec<usize>> = Vec::with_capacity(nb);
+    let g = num_global.min(nb);
+    let tokens = |b: usize| b * block..((b + 1) * block).min(n);
+    let mut swapped = HashMap::new();
+    let mut chosen = Vec::new();
+    let mut total = 0u128;
     for qb in 0..nb {
-        let mut chosen = vec![false; nb];
-        if qb < num_global {
-            chosen.iter_mut().for_each(|c| *c = true);
+        let per_row = if qb < g {
+            n
         } else {
-            let lo = qb.saturating_sub(1);
-            let hi = (qb + 1).min(nb - 1);
-            chosen[lo..=hi].iter_mut().for_each(|c| *c = true);
-            for c in chosen.iter_mut().take(num_global.min(nb)) {
-                *c = true;
-            }
-            let mut free: Vec<usize> = (0..nb).filter(|&b| !chosen[b]).collect();
-            let mut state = seed ^ (qb as u64).wrapping_mul(0xD1B5_4A32_D192_ED03);
-            for _ in 0..num_random.min(free.len()) {
-                let pick = (splitmix64(&mut state) % free.len() as u64) as usize;
-                chosen[free.swap_remove(pick)] = true;
-            }
-        }
-        blocks_of.push((0..nb).filter(|&b| chosen[b]).collect());
+            chosen_blocks(qb, nb, g, num_random, seed, &mut swapped, &mut chosen);
+            chosen.iter().map(|&b| tokens(b).len()).sum()
+        };
+        total += tokens(qb).len() as u128 * per_row as u128;
+        check_total(total, knob)?;
     }
-    build(n, |i, out| {
-        for &b in &blocks_of[i / block] {
-            out.extend(b * block..((b + 1) * block).min(n));
+    let mut b = Builder::new(n, total)?;
+    for qb in 0..nb {
+        if qb < g {
+            for _ in tokens(qb) {
+                b.push_row(0..n);
+            }
+            continue;
         }
-    })
+        chosen_blocks(qb, nb, g, num_random, seed, &mut swapped, &mut chosen);
+        for _ in tokens(qb) {
+            b.push_row(chosen.iter().flat_map(|&c| tokens(c)));
+        }
+    }
+    Ok(b.finish())
 }
 
 #[cfg(test)]
@@ -143,6 +267,115 @@ mod tests {
 
     fn valid(p: &PatternParts, n: usize) {
         CsrPattern::try_new_named(CSR, n, n, &p.crow, &p.col, Order::SortedUnique).unwrap();
+    }
+
+    /// The first BigBird builder, O(number of blocks^2): the reference for the patterns.
+    fn bigbird_reference(
+        n: usize,
+        block: usize,
+        num_random: usize,
+        num_global: usize,
+        seed: u64,
+    ) -> PatternParts {
+        let nb = n.div_ceil(block);
+        let mut crow = vec![0i64];
+        let mut col = vec![];
+        let mut blocks_of: Vec<Vec<usize>> = Vec::with_capacity(nb);
+        for qb in 0..nb {
+            let mut chosen = vec![false; nb];
+            if qb < num_global {
+                chosen.iter_mut().for_each(|c| *c = true);
+            } else {
+                let lo = qb.saturating_sub(1);
+                let hi = (qb + 1).min(nb - 1);
+                chosen[lo..=hi].iter_mut().for_each(|c| *c = true);
+                for c in chosen.iter_mut().take(num_global.min(nb)) {
+                    *c = true;
+                }
+                let mut free: Vec<usize> = (0..nb).filter(|&b| !chosen[b]).collect();
+                let mut state = seed ^ (qb as u64).wrapping_mul(0xD1B5_4A32_D192_ED03);
+                for _ in 0..num_random.min(free.len()) {
+                    let pick = (splitmix64(&mut state) % free.len() as u64) as usize;
+                    chosen[free.swap_remove(pick)] = true;
+                }
+            }
+            blocks_of.push((0..nb).filter(|&b| chosen[b]).collect());
+        }
+        for i in 0..n {
+            for &b in &blocks_of[i / block] {
+                col.extend((b * block..((b + 1) * block).min(n)).map(|c| c as i64));
+            }
+            crow.push(col.len() as i64);
+        }
+        PatternParts { crow, col }
+    }
+
+    #[test]
+    fn bigbird_gives_the_reference_patterns() {
+        for n in [0, 1, 2, 7, 8, 9, 31, 64, 100] {
+            for block in [1, 2, 3, 8, 200] {
+                for num_random in [0, 1, 2, 5, 1000] {
+                    for num_global in [0, 1, 2, 40] {
+                        for seed in [0, 42] {
+                            let got = bigbird(n, block, num_random, num_global, seed).unwrap();
+                            let want = bigbird_reference(n, block, num_random, num_global, seed);
+                            assert_eq!(
+                                got, want,
+                                "n {n} block {block} r {num_random} g {num_global}"
+                            );
+                            valid(&got, n);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn sizes_are_checked_before_any_work() {
+        let limit = |e: SparseError| match e {
+            SparseError::LimitExceeded {
+                requested, limit, ..
+            } => (requested, limit),
+            e => panic!("expected LimitExceeded, got {e:?}"),
+        };
+        // 2^40 rows of one key each: refused at once, not allocated or looped over.
+        let e = sliding_window(1 << 40, 0).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "the attention pattern would need 1099511627776 stored entries, over the limit of \
+             2147483648; raise the limit (smaller n or window) if this is intended"
+        );
+        assert_eq!(
+            limit(sliding_window(usize::MAX, usize::MAX).unwrap_err()).1,
+            1 << 31
+        );
+        assert!(e_is_limit(longformer(1 << 40, 2, &[0])));
+        // Under the window bound, over the limit through the global rows (2^33 entries),
+        // refused by the count, before a row is built.
+        let global: Vec<usize> = (0..1 << 12).collect();
+        let r = longformer(1 << 20, 0, &global);
+        assert!(e_is_limit(r.clone()));
+        assert!(limit(r.err().unwrap_or(SparseError::Cancelled)).0 > 1 << 31);
+        assert!(e_is_limit(bigbird(1 << 40, 1, 0, 0, 0)));
+        // 2^16 blocks of 2^12 tokens, each seeing 5 blocks: 2^28 rows of 20480 entries,
+        // refused after counting 26 blocks (the first builder took 2^32 steps first).
+        assert!(e_is_limit(bigbird(1 << 28, 1 << 12, 2, 0, 0)));
+        // Every block global: n^2 entries, refused.
+        assert!(e_is_limit(bigbird(1 << 20, 1 << 10, 0, 1 << 10, 0)));
+        assert_eq!(sliding_window_nnz(10, 2), 44);
+        assert_eq!(sliding_window_nnz(10, 50), 100);
+        assert_eq!(sliding_window_nnz(0, 3), 0);
+        for (n, w) in [(1, 0), (5, 3), (9, 4), (12, 30)] {
+            assert_eq!(
+                sliding_window(n, w).unwrap().col.len() as u128,
+                sliding_window_nnz(n, w / 2)
+            );
+        }
+    }
+
+    fn e_is_limit(r: Result<PatternParts>) -> bool {
+        matches!(r, Err(SparseError::LimitExceeded { .. }))
     }
 
     #[test]

@@ -4,12 +4,15 @@
 //! phase then fills disjoint row ranges of it. Rows are split into chunks of equal
 //! multiply count (power-law inputs have a few very expensive rows).
 
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 
 use rayon::prelude::*;
 
 use crate::convert::{CsrParts, to_index};
 use crate::error::{Result, SparseError, check_len};
+use crate::limits::try_filled;
 use crate::parallel::{balanced_splits, map_chunks};
 use crate::pattern::CsrPattern;
 use crate::scalar::{Index, Scalar};
@@ -19,6 +22,19 @@ pub const DEFAULT_MAX_NNZ: usize = 1 << 31;
 
 const NONE: usize = usize::MAX;
 
+/// Up to this many columns of B a chunk of rows always accumulates in dense per-column
+/// arrays (at most 16 MiB of `(u32, f64)` slots per thread).
+const DENSE_MIN_COLS: usize = 1 << 20;
+
+/// Whether a chunk of rows doing `work` multiplications accumulates in dense per-column
+/// arrays (O(1) per update, but O(m) memory per thread) rather than in a hash map. Dense
+/// arrays are used when B's `m` columns are few or paid for by the work, so that memory
+/// follows the work and never B's shape alone: `A (2 x 3) @ B (3 x 2^40)` holding a
+/// handful of entries needs a handful of slots, not 2^40 of them per thread.
+fn dense_accumulator(m: usize, work: usize) -> bool {
+    m <= DENSE_MIN_COLS.max(work)
+}
+
 /// The result of the symbolic phase: the row pointers of `C = A @ B` and how its rows
 /// are split between threads. The caller allocates `nnz` entries (in Rust, or a torch
 /// tensor) and hands them to [`SpgemmPlan::numeric`].
@@ -26,6 +42,8 @@ const NONE: usize = usize::MAX;
 pub struct SpgemmPlan<I> {
     crow: Vec<I>,
     splits: Vec<usize>,
+    /// Multiplications in each chunk between consecutive `splits`.
+    chunk_flops: Vec<usize>,
     nnz: usize,
 }
 
@@ -80,22 +98,44 @@ impl<I: Index> SpgemmPlan<I> {
             flops.push(total);
         }
         let splits = balanced_splits(n, |r| flops.get(r).copied().unwrap_or(0) + r, 1);
+        let flops_at = |r: usize| flops.get(r).copied().unwrap_or(total);
+        let chunk_flops: Vec<usize> = splits
+            .windows(2)
+            .map(|w| flops_at(w[1]) - flops_at(w[0]))
+            .collect();
         let counts: Vec<Vec<usize>> = map_chunks(&splits, |rows| {
-            let mut marks = Marks::new(m);
+            let work = flops_at(rows.end) - flops_at(rows.start);
+            // Dense marks when affordable; a refused allocation falls back to the set.
+            let mut marks = dense_accumulator(m, work)
+                .then(|| Marks::new(m).ok())
+                .flatten();
+            let mut seen: HashSet<usize> = HashSet::new();
             rows.map(|r| {
-                let stamp = marks.next_row();
-                let mut count = 0;
-                for &j in a.row_cols(r) {
-                    for &c in j.to_usize().map_or(&[][..], |j| b.row_cols(j)) {
-                        if let Some(slot) = c.to_usize().and_then(|c| marks.mark.get_mut(c)) {
-                            if *slot != stamp {
-                                *slot = stamp;
-                                count += 1;
+                let b_cols = a
+                    .row_cols(r)
+                    .iter()
+                    .flat_map(|&j| j.to_usize().map_or(&[][..], |j| b.row_cols(j)))
+                    .filter_map(|c| c.to_usize());
+                match marks.as_mut() {
+                    Some(marks) => {
+                        let stamp = marks.next_row();
+                        let mut count = 0;
+                        for c in b_cols {
+                            if let Some(slot) = marks.mark.get_mut(c) {
+                                if *slot != stamp {
+                                    *slot = stamp;
+                                    count += 1;
+                                }
                             }
                         }
+                        count
+                    }
+                    None => {
+                        seen.clear();
+                        seen.extend(b_cols);
+                        seen.len()
                     }
                 }
-                count
             })
             .collect()
         })?;
@@ -116,7 +156,12 @@ impl<I: Index> SpgemmPlan<I> {
                 knob: "max_nnz",
             });
         }
-        Ok(SpgemmPlan { crow, splits, nnz })
+        Ok(SpgemmPlan {
+            crow,
+            splits,
+            chunk_flops,
+            nnz,
+        })
     }
 
     /// Stored entries of the product.
@@ -156,62 +201,100 @@ impl<I: Index> SpgemmPlan<I> {
         let start = |r: usize| self.crow.get(r).and_then(|v| v.to_usize()).unwrap_or(0);
         let mut tasks = Vec::with_capacity(self.splits.len());
         let (mut col_rest, mut val_rest) = (col, values);
-        for w in self.splits.windows(2) {
+        for (k, w) in self.splits.windows(2).enumerate() {
             let len = start(w[1]) - start(w[0]);
             let (ch, ct) = col_rest.split_at_mut(len.min(col_rest.len()));
             let (vh, vt) = val_rest.split_at_mut(len.min(val_rest.len()));
-            tasks.push((w[0]..w[1], ch, vh));
+            let work = self.chunk_flops.get(k).copied().unwrap_or(usize::MAX);
+            tasks.push((w[0]..w[1], work, ch, vh));
             col_rest = ct;
             val_rest = vt;
         }
-        let numeric = |(rows, cols_out, vals_out): (Range<usize>, &mut [I], &mut [V])| {
-            // One (row stamp, partial sum) slot per column of B, side by side, so each
-            // update touches one cache line, not two. Stamps count rows within this chunk;
-            // when they would wrap, the slots are cleared and counting restarts.
-            let mut slots: Vec<(u32, V)> = vec![(0, V::ZERO); m];
-            let mut stamp = 0u32;
-            let mut touched: Vec<usize> = Vec::new();
-            let mut pos = 0usize;
-            for r in rows {
-                touched.clear();
-                if stamp == u32::MAX {
-                    slots.fill((0, V::ZERO));
-                    stamp = 0;
-                }
-                stamp += 1;
-                let range = a.row_range(r);
-                let a_cols = a.col().get(range.clone()).unwrap_or(&[]);
-                let a_vals = a_values.get(range).unwrap_or(&[]);
-                for (&j, &av) in a_cols.iter().zip(a_vals) {
-                    let Some(j) = j.to_usize() else { continue };
-                    let br = b.row_range(j);
-                    let b_cols = b.col().get(br.clone()).unwrap_or(&[]);
-                    let b_vals = b_values.get(br).unwrap_or(&[]);
-                    for (&c, &bv) in b_cols.iter().zip(b_vals) {
-                        let c = c.to_usize().unwrap_or(NONE);
-                        let Some(slot) = slots.get_mut(c) else {
-                            continue;
-                        };
-                        if slot.0 != stamp {
-                            *slot = (stamp, av * bv);
-                            touched.push(c);
-                        } else {
-                            slot.1 += av * bv;
+        let numeric =
+            |(rows, work, cols_out, vals_out): (Range<usize>, usize, &mut [I], &mut [V])| {
+                // One (row stamp, partial sum) slot per column of B, side by side, so each
+                // update touches one cache line, not two. Stamps count rows within this chunk;
+                // when they would wrap, the slots are cleared and counting restarts. When B has
+                // too many columns for the work (or the allocation is refused), a map from
+                // column to position in `sums` takes their place: same order, same sums.
+                let mut slots: Option<Vec<(u32, V)>> = dense_accumulator(m, work)
+                    .then(|| try_filled("SpGEMM accumulators", m, (0, V::ZERO)).ok())
+                    .flatten();
+                let mut sparse: HashMap<usize, usize> = HashMap::new();
+                let mut sums: Vec<V> = Vec::new();
+                let mut stamp = 0u32;
+                let mut touched: Vec<usize> = Vec::new();
+                let mut pos = 0usize;
+                for r in rows {
+                    touched.clear();
+                    sparse.clear();
+                    sums.clear();
+                    if stamp == u32::MAX {
+                        if let Some(slots) = slots.as_mut() {
+                            slots.fill((0, V::ZERO));
+                        }
+                        stamp = 0;
+                    }
+                    stamp += 1;
+                    let range = a.row_range(r);
+                    let a_cols = a.col().get(range.clone()).unwrap_or(&[]);
+                    let a_vals = a_values.get(range).unwrap_or(&[]);
+                    for (&j, &av) in a_cols.iter().zip(a_vals) {
+                        let Some(j) = j.to_usize() else { continue };
+                        let br = b.row_range(j);
+                        let b_cols = b.col().get(br.clone()).unwrap_or(&[]);
+                        let b_vals = b_values.get(br).unwrap_or(&[]);
+                        match slots.as_mut() {
+                            Some(slots) => {
+                                for (&c, &bv) in b_cols.iter().zip(b_vals) {
+                                    let c = c.to_usize().unwrap_or(NONE);
+                                    let Some(slot) = slots.get_mut(c) else {
+                                        continue;
+                                    };
+                                    if slot.0 != stamp {
+                                        *slot = (stamp, av * bv);
+                                        touched.push(c);
+                                    } else {
+                                        slot.1 += av * bv;
+                                    }
+                                }
+                            }
+                            None => {
+                                for (&c, &bv) in b_cols.iter().zip(b_vals) {
+                                    let c = c.to_usize().unwrap_or(NONE);
+                                    match sparse.entry(c) {
+                                        Entry::Occupied(e) => {
+                                            if let Some(sum) = sums.get_mut(*e.get()) {
+                                                *sum += av * bv;
+                                            }
+                                        }
+                                        Entry::Vacant(e) => {
+                                            e.insert(sums.len());
+                                            sums.push(av * bv);
+                                            touched.push(c);
+                                        }
+                                    }
+                                }
+                            }
                         }
                     }
-                }
-                if order == ColumnOrder::Sorted {
-                    touched.sort_unstable();
-                }
-                for &c in &touched {
-                    if let (Some(co), Some(vo)) = (cols_out.get_mut(pos), vals_out.get_mut(pos)) {
-                        *co = I::from_usize(c).unwrap_or(zero);
-                        *vo = slots.get(c).map_or(V::ZERO, |s| s.1);
+                    if order == ColumnOrder::Sorted {
+                        touched.sort_unstable();
                     }
-                    pos += 1;
+                    for &c in &touched {
+                        let sum = match slots.as_ref() {
+                            Some(slots) => slots.get(c).map(|s| s.1),
+                            None => sparse.get(&c).and_then(|&k| sums.get(k)).copied(),
+                        };
+                        if let (Some(co), Some(vo)) = (cols_out.get_mut(pos), vals_out.get_mut(pos))
+                        {
+                            *co = I::from_usize(c).unwrap_or(zero);
+                            *vo = sum.unwrap_or(V::ZERO);
+                        }
+                        pos += 1;
+                    }
                 }
-            }
-        };
+            };
         if tasks.len() <= 1 {
             tasks.into_iter().for_each(numeric);
         } else {
@@ -230,11 +313,12 @@ struct Marks {
 }
 
 impl Marks {
-    fn new(m: usize) -> Self {
-        Marks {
-            mark: vec![0; m],
+    /// `m` cleared marks, or `OutOfMemory` when the allocator refuses them.
+    fn new(m: usize) -> Result<Self> {
+        Ok(Marks {
+            mark: try_filled("SpGEMM column marks", m, 0)?,
             stamp: 0,
-        }
+        })
     }
 
     /// The stamp of the next row (never 0, the cleared value).
@@ -255,6 +339,7 @@ fn unreachable_plan<I>() -> SpgemmPlan<I> {
     SpgemmPlan {
         crow: Vec::new(),
         splits: Vec::new(),
+        chunk_flops: Vec::new(),
         nnz: 0,
     }
 }
@@ -272,8 +357,8 @@ pub fn spgemm<I: Index, V: Scalar>(
     check_chain(a, a_values, b, b_values)?;
     let plan = SpgemmPlan::new(a, b, max_nnz)?;
     let zero = to_index::<I>(0, "nnz")?;
-    let mut col = vec![zero; plan.nnz()];
-    let mut values = vec![V::ZERO; plan.nnz()];
+    let mut col = try_filled("the column indices of A @ B", plan.nnz(), zero)?;
+    let mut values = try_filled("the values of A @ B", plan.nnz(), V::ZERO)?;
     plan.numeric(a, a_values, b, b_values, order, &mut col, &mut values)?;
     Ok(CsrParts {
         crow: plan.into_crow(),
@@ -301,5 +386,106 @@ mod tests {
         let e = spgemm(&a, &av, &b, &bv, 3, ColumnOrder::Sorted).unwrap_err();
         assert!(matches!(e, SparseError::LimitExceeded { requested: 4, .. }));
         assert!(spgemm(&b, &bv, &b, &bv, 100, ColumnOrder::Unsorted).is_err());
+    }
+
+    /// Gustavson with a map per row, summing in the kernels' order: the reference.
+    fn reference(
+        a: &CsrPattern<'_, i64>,
+        av: &[f64],
+        b: &CsrPattern<'_, i64>,
+        bv: &[f64],
+    ) -> Vec<Vec<(i64, f64)>> {
+        (0..a.nrows())
+            .map(|r| {
+                let mut row: Vec<(i64, f64)> = Vec::new();
+                for e in a.row_range(r) {
+                    let j = a.col()[e] as usize;
+                    for f in b.row_range(j) {
+                        let (c, v) = (b.col()[f], av[e] * bv[f]);
+                        match row.iter_mut().find(|(k, _)| *k == c) {
+                            Some(slot) => slot.1 += v,
+                            None => row.push((c, v)),
+                        }
+                    }
+                }
+                row
+            })
+            .collect()
+    }
+
+    #[test]
+    fn many_columns_use_memory_in_proportion_to_the_work() {
+        // B has 2^40 columns but 8 entries: a dense accumulator would be 2^40 slots per
+        // thread (an abort); the map-based one gives the same product.
+        let (ac, ai, av) = ([0i64, 2, 3], [0i64, 2, 1], [1.0f64, 2.0, 3.0]);
+        let big = 1i64 << 40;
+        let bc = [0i64, 3, 5, 8];
+        let bi = [big - 1, 7, 0, big - 1, 5, 7, 1 << 33, big - 1];
+        let bv = [1.0f64, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0];
+        let a = CsrPattern::try_new(2, 3, &ac, &ai).unwrap();
+        let b = CsrPattern::try_new(3, 1 << 40, &bc, &bi).unwrap();
+        let want = reference(&a, &av, &b, &bv);
+        for order in [ColumnOrder::Unsorted, ColumnOrder::Sorted] {
+            let c = spgemm(&a, &av, &b, &bv, DEFAULT_MAX_NNZ, order).unwrap();
+            for (r, row) in want.iter().enumerate() {
+                let (s, e) = (c.crow[r] as usize, c.crow[r + 1] as usize);
+                let mut row = row.clone();
+                if order == ColumnOrder::Sorted {
+                    row.sort_by_key(|&(k, _)| k);
+                }
+                let got: Vec<(i64, f64)> = (s..e).map(|k| (c.col[k], c.values[k])).collect();
+                assert_eq!(got, row, "row {r}, {order:?}");
+            }
+        }
+        assert_eq!(c_nnz(&a, &b), 6);
+    }
+
+    fn c_nnz(a: &CsrPattern<'_, i64>, b: &CsrPattern<'_, i64>) -> usize {
+        SpgemmPlan::new(a, b, DEFAULT_MAX_NNZ).unwrap().nnz()
+    }
+
+    #[test]
+    fn the_map_and_dense_accumulators_agree() {
+        // The same product with B's columns spread over 2^21 (the map: little work per
+        // column) and over 64 (dense arrays), in first-touched order both times.
+        let n = 60usize;
+        let mut crow = vec![0i64];
+        let (mut col, mut val) = (vec![], vec![]);
+        for r in 0..n {
+            for k in 0..(r * 7 % 9) {
+                col.push(((r * 13 + k * 29) % n) as i64);
+                val.push((r + k) as f64 * 0.25 - 3.0);
+            }
+            crow.push(col.len() as i64);
+        }
+        let a = CsrPattern::try_new(n, n, &crow, &col).unwrap();
+        let spread: Vec<i64> = col.iter().map(|&c| c * 30_011 % (1 << 21)).collect();
+        let b_wide = CsrPattern::try_new(n, 1 << 21, &crow, &spread).unwrap();
+        let b_narrow = CsrPattern::try_new(n, 64, &crow, &col).unwrap();
+        assert!(!dense_accumulator(1 << 21, 1000) && dense_accumulator(64, 0));
+        let wide = spgemm(
+            &a,
+            &val,
+            &b_wide,
+            &val,
+            DEFAULT_MAX_NNZ,
+            ColumnOrder::Unsorted,
+        )
+        .unwrap();
+        let narrow = spgemm(
+            &a,
+            &val,
+            &b_narrow,
+            &val,
+            DEFAULT_MAX_NNZ,
+            ColumnOrder::Unsorted,
+        )
+        .unwrap();
+        assert_eq!(wide.crow, narrow.crow);
+        assert_eq!(wide.values, narrow.values);
+        let mapped: Vec<i64> = narrow.col.iter().map(|&c| c * 30_011 % (1 << 21)).collect();
+        assert_eq!(wide.col, mapped);
+        let want = reference(&a, &val, &b_wide, &val);
+        assert_eq!(want.iter().map(Vec::len).sum::<usize>(), wide.col.len());
     }
 }

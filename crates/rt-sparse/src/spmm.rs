@@ -353,7 +353,10 @@ pub fn edges_by_destination<I: Index>(
     check_indices(dst, num_nodes, "dst", "nodes (num_nodes)")?;
     let ne = src.len();
     crate::convert::to_index::<I>(ne, "number of edges")?;
-    let mut counts = vec![0usize; num_nodes + 1];
+    // Sized by num_nodes, not by the edges: bounded before allocating.
+    let what = "the row pointers of the edges grouped by destination (num_nodes + 1)";
+    let nptr = crate::limits::check_pointer_buffer(what, num_nodes)?;
+    let mut counts = crate::limits::try_filled(what, nptr, 0usize)?;
     for &t in dst {
         if let Some(slot) = t.to_usize().and_then(|t| counts.get_mut(t + 1)) {
             *slot += 1;
@@ -362,11 +365,12 @@ pub fn edges_by_destination<I: Index>(
     for k in 1..counts.len() {
         counts[k] += counts[k - 1];
     }
-    let crow = counts
-        .iter()
-        .map(|&n| crate::convert::to_index::<I>(n, "number of edges"))
-        .collect::<Result<Vec<I>>>()?;
-    let mut col = src.to_vec();
+    let mut crow = crate::limits::try_with_capacity(what, nptr)?;
+    for &n in &counts {
+        crow.push(crate::convert::to_index::<I>(n, "number of edges")?);
+    }
+    let mut col = crate::limits::try_with_capacity("the sources grouped by destination", ne)?;
+    col.extend_from_slice(src);
     for (&s, &t) in src.iter().zip(dst) {
         if let Some(pos) = t.to_usize().and_then(|t| counts.get_mut(t)) {
             if let Some(slot) = col.get_mut(*pos) {

@@ -37,8 +37,11 @@ from ._functional import (
 from ._matrix import CooMatrix, CscMatrix, CsrMatrix
 from ._native import (
     DEFAULT_MAX_DENSE_ELEMENTS,
+    DEFAULT_MAX_DIM_BUFFER,
     DEFAULT_MAX_NNZ,
+    get_dim_buffer_limit,
     get_num_threads,
+    set_dim_buffer_limit,
     set_num_threads,
 )
 
@@ -46,6 +49,7 @@ __version__: str = _native.__version__
 
 __all__ = [
     "DEFAULT_MAX_DENSE_ELEMENTS",
+    "DEFAULT_MAX_DIM_BUFFER",
     "DEFAULT_MAX_NNZ",
     "CooMatrix",
     "CscMatrix",
@@ -53,9 +57,11 @@ __all__ = [
     "__version__",
     "bigbird",
     "gather_scatter",
+    "get_dim_buffer_limit",
     "get_num_threads",
     "longformer",
     "sddmm",
+    "set_dim_buffer_limit",
     "set_num_threads",
     "sliding_window",
     "sparse_attention",

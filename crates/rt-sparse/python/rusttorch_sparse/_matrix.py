@@ -247,8 +247,8 @@ class CsrMatrix:
 
     def to_csc(self) -> CscMatrix:
         """The same matrix in CSC layout."""
-        t = self.transpose()
-        return CscMatrix._trusted(t.crow, t.col, t.values, self.shape)
+        ccol, row, perm = _native.transpose(self.crow, self.col, self.shape, result="csc")
+        return CscMatrix._trusted(ccol, row, self.values[perm], self.shape)
 
     def to_coo(self) -> CooMatrix:
         """The same matrix in COO layout (row-major order)."""
@@ -343,7 +343,9 @@ class CscMatrix:
     def to_csr(self) -> CsrMatrix:
         """The same matrix in CSR layout."""
         # The CSC arrays are the CSR arrays of the transpose.
-        crow, col, perm = _native.transpose(self.ccol, self.row, (self.shape[1], self.shape[0]))
+        crow, col, perm = _native.transpose(
+            self.ccol, self.row, (self.shape[1], self.shape[0]), result="csr"
+        )
         return CsrMatrix._trusted(crow, col, self.values[perm], self.shape)
 
     def to_coo(self) -> CooMatrix:

@@ -12,6 +12,16 @@ import torch
 __version__: str
 DEFAULT_MAX_DENSE_ELEMENTS: int
 DEFAULT_MAX_NNZ: int
+DEFAULT_MAX_DIM_BUFFER: int
+
+def set_dim_buffer_limit(entries: int) -> None:
+    """Set the process-wide cap (default ``DEFAULT_MAX_DIM_BUFFER`` = 2**31) on the entries
+    of a buffer sized by a dimension rather than by the stored entries: the row pointers of
+    ``from_coo`` (``nrows + 1``), the pointers of a transpose (``ncols + 1``), the grouping
+    of ``gather_scatter`` (``num_nodes + 1``). Past it such calls raise ``ValueError``."""
+
+def get_dim_buffer_limit() -> int:
+    """The cap set by ``set_dim_buffer_limit``."""
 
 def get_num_threads() -> int:
     """Threads this wheel's Rust kernels use."""
@@ -41,9 +51,11 @@ def coo_to_csr(
     """Sorted CSR arrays ``(crow, col, values)`` of COO input."""
 
 def transpose(
-    crow: Any, col: Any, shape: tuple[int, int]
+    crow: Any, col: Any, shape: tuple[int, int], *, result: str = "transpose"
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(crow_t, col_t, perm)`` of the transpose; its values are ``values[perm]``."""
+    """``(crow_t, col_t, perm)`` of the transpose; its values are ``values[perm]``.
+    ``result`` (``"transpose"``, ``"csc"`` or ``"csr"``) only names the pointer array in
+    the error when it would pass ``get_dim_buffer_limit()``."""
 
 def expand_rows(crow: Any, col: Any, shape: tuple[int, int]) -> torch.Tensor:
     """The row index of every stored entry."""

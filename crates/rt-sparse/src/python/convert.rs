@@ -4,7 +4,9 @@
 
 use std::borrow::Cow;
 
-use pyo3::exceptions::{PyIndexError, PyKeyboardInterrupt, PyTypeError, PyValueError};
+use pyo3::exceptions::{
+    PyIndexError, PyKeyboardInterrupt, PyMemoryError, PyTypeError, PyValueError,
+};
 use pyo3::prelude::*;
 use rt_view::python::{Access, PyTensor, owned_to_torch, torch_empty};
 use rt_view::{DType, Element, OwnedTensor};
@@ -17,6 +19,7 @@ impl From<SparseError> for PyErr {
         match err {
             SparseError::View(e) => e.into(),
             SparseError::Cancelled => PyKeyboardInterrupt::new_err(message),
+            SparseError::OutOfMemory { .. } => PyMemoryError::new_err(message),
             e if e.is_index_error() => PyIndexError::new_err(message),
             _ => PyValueError::new_err(message),
         }

@@ -157,14 +157,29 @@ pub(crate) fn coo_to_csr<'py>(
 }
 
 /// The transpose of a CSR pattern: `(crow_t, col_t, perm)` with `values_t = values[perm]`.
+/// `result` says what the caller makes of it, for the message when the result's pointer
+/// array (`ncols + 1` entries) passes the limit: `"transpose"`, `"csc"` (`to_csc`) or
+/// `"csr"` (a CSC matrix's `to_csr`, whose arrays are the CSR arrays of the transpose).
 #[pyfunction]
+#[pyo3(signature = (crow, col, shape, *, result = "transpose"))]
 pub(crate) fn transpose<'py>(
     py: Python<'py>,
     crow: &Bound<'py, PyAny>,
     col: &Bound<'py, PyAny>,
     shape: (i64, i64),
+    result: &str,
 ) -> PyResult<Bound<'py, PyAny>> {
     let op = "transpose";
+    let what = match result {
+        "transpose" => "the row pointers of the transpose (ncols + 1)",
+        "csc" => "the column pointers of the CSC matrix (ncols + 1)",
+        "csr" => "the row pointers of the CSR matrix (nrows + 1)",
+        _ => {
+            return Err(PyValueError::new_err(format!(
+                "result must be \"transpose\", \"csc\" or \"csr\", got {result:?}"
+            )));
+        }
+    };
     let crow = Arg::new("crow", crow)?;
     let col = Arg::new("col", col)?;
     let it = index_dtype(op, &[&crow, &col])?;
@@ -172,7 +187,7 @@ pub(crate) fn transpose<'py>(
         let _ = std::marker::PhantomData::<V>;
         let (p, c) = (crow.slice::<I>()?, col.slice::<I>()?);
         let a = pattern(py, CSR, shape, &p, &c, Order::Any)?;
-        let (ct, colt, perm) = run_released(py, c.len(), || convert::transpose(&a))?;
+        let (ct, colt, perm) = run_released(py, c.len(), || convert::transpose_named(&a, what))?;
         Ok((
             vec_to_torch(py, &ct, &[ct.len()])?,
             vec_to_torch(py, &colt, &[colt.len()])?,
@@ -229,4 +244,16 @@ pub(crate) fn to_dense<'py>(
             convert::to_dense(&a, &v, out)
         })
     })
+}
+
+/// Sets the process-wide cap on the entries of a buffer sized by a dimension.
+#[pyfunction]
+pub(crate) fn set_dim_buffer_limit(entries: usize) {
+    crate::limits::set_dim_buffer_limit(entries);
+}
+
+/// The process-wide cap on the entries of a buffer sized by a dimension.
+#[pyfunction]
+pub(crate) fn get_dim_buffer_limit() -> usize {
+    crate::limits::dim_buffer_limit()
 }

@@ -14,6 +14,12 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
         crate::convert::DEFAULT_MAX_DENSE_ELEMENTS,
     )?;
     m.add("DEFAULT_MAX_NNZ", crate::spgemm::DEFAULT_MAX_NNZ)?;
+    m.add(
+        "DEFAULT_MAX_DIM_BUFFER",
+        crate::limits::DEFAULT_MAX_DIM_BUFFER,
+    )?;
+    m.add_function(wrap_pyfunction!(matrix::set_dim_buffer_limit, m)?)?;
+    m.add_function(wrap_pyfunction!(matrix::get_dim_buffer_limit, m)?)?;
     add_thread_functions(m)?;
     m.add_function(wrap_pyfunction!(_thread_env_problem, m)?)?;
     m.add_function(wrap_pyfunction!(matrix::check_compressed, m)?)?;
