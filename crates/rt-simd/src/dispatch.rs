@@ -169,6 +169,10 @@ fn initial_level() -> SimdLevel {
 /// [`set_simd_level`] chose another.
 #[inline]
 pub fn simd_level() -> SimdLevel {
+    #[cfg(test)]
+    if let Some(level) = TEST_LEVEL.with(std::cell::Cell::get) {
+        return level;
+    }
     match SimdLevel::from_code(LEVEL.load(Ordering::Relaxed)) {
         Some(level) => level,
         None => {
@@ -178,6 +182,27 @@ pub fn simd_level() -> SimdLevel {
             level
         }
     }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// A level for this thread's calls only ([`at_level`]).
+    static TEST_LEVEL: std::cell::Cell<Option<SimdLevel>> = const { std::cell::Cell::new(None) };
+}
+
+/// Runs `f` with this thread's kernel calls at `level`, for unit tests, which run in
+/// parallel threads and so cannot share [`set_simd_level`]. Every entry point reads the
+/// level once, on the calling thread, and hands it to the pool threads it uses.
+#[cfg(test)]
+pub(crate) fn at_level<R>(level: SimdLevel, f: impl FnOnce() -> R) -> R {
+    struct Restore(Option<SimdLevel>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            TEST_LEVEL.with(|l| l.set(self.0));
+        }
+    }
+    let _restore = Restore(TEST_LEVEL.with(|l| l.replace(Some(level))));
+    f()
 }
 
 /// Makes kernels run at `level` from now on, in every thread. Fails for a level this CPU

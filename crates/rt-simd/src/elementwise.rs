@@ -600,7 +600,7 @@ pub fn normalize_channels<S: Storage>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dispatch::supported_levels;
+    use crate::dispatch::{at_level, supported_levels};
     use half::{bf16, f16};
     use proptest::prelude::*;
 
@@ -733,6 +733,63 @@ mod tests {
                         let want = reference(op, f64::from(x));
                         prop_assert!(close(f64::from(g), want, rtol32, 2e-37), "{op:?} at {level}: f({x}) = {g}, want {want}");
                     }
+                }
+            }
+        }
+    }
+
+    proptest! {
+        // Fewer cases than the default: the large ones are ~130k elements at every level.
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        /// The fused and per-channel maps at every level against plain f64 formulas, on
+        /// lengths that leave vector tails and sizes that reach the parallel split.
+        #[test]
+        fn fused_maps_match_the_formulas_at_every_level(
+            dims in proptest::collection::vec(1usize..12, 1..4),
+            big in any::<bool>(),
+            seed in 0u64..1000,
+        ) {
+            let mut dims = dims;
+            if big {
+                // Just past PARALLEL_MIN_ELEMENTS: the split over the pool, and its seams.
+                let d = dims[dims.len() - 1];
+                dims = vec![crate::parallel::PARALLEL_MIN_ELEMENTS / d + 3, d];
+            }
+            let n: usize = dims.iter().product();
+            let values = |k: u64| -> Vec<f64> {
+                (0..n).map(|i| ((i as u64 * 2654435761 + seed * k) % 2001) as f64 / 100.0 - 10.0).collect()
+            };
+            let (a, b, c) = (values(1), values(3), values(7));
+            let dim = dims.len() - 1;
+            let d = dims[dim];
+            let scale: Vec<f64> = (0..d).map(|i| 0.5 + i as f64).collect();
+            let shift: Vec<f64> = (0..d).map(|i| 1.0 - i as f64 / 4.0).collect();
+            let std: Vec<f64> = (0..d).map(|i| 0.25 + i as f64 / 2.0).collect();
+            let close = |g: f64, w: f64| (g - w).abs() <= 1e-13 * (1.0 + w.abs());
+            let mut out = vec![0.0; n];
+            for level in supported_levels() {
+                at_level(level, || fused_mad_normalize(&a, &b, &c, &mut out, 0.5, 2.5)).unwrap();
+                for k in 0..n {
+                    let want = (a[k] * b[k] + c[k] - 0.5) / 2.5;
+                    prop_assert!(close(out[k], want), "fused_mad_normalize[{k}] at {level}");
+                }
+                at_level(level, || affine(&a, &mut out, -1.5, 0.25)).unwrap();
+                for k in 0..n {
+                    prop_assert!(close(out[k], a[k] * -1.5 + 0.25), "affine[{k}] at {level}");
+                }
+                at_level(level, || affine_per_feature(&a, &mut out, &scale, &shift)).unwrap();
+                for k in 0..n {
+                    let want = a[k] * scale[k % d] + shift[k % d];
+                    prop_assert!(close(out[k], want), "affine_per_feature[{k}] at {level}");
+                }
+                at_level(level, || normalize_channels(&a, &mut out, &dims, dim, &shift, &std)).unwrap();
+                for k in 0..n {
+                    let want = (a[k] - shift[k % d]) / std[k % d];
+                    prop_assert!(close(out[k], want), "normalize_channels[{k}] at {level}");
+                }
+                at_level(level, || clamp(&a, &mut out, Some(-2.0), Some(3.5))).unwrap();
+                for k in 0..n {
+                    prop_assert!(out[k] == a[k].clamp(-2.0, 3.5), "clamp[{k}] at {level}");
                 }
             }
         }

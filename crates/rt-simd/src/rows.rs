@@ -439,6 +439,7 @@ pub fn log_softmax_widened<S: Storage<Compute = f32>>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dispatch::{at_level, supported_levels};
     use proptest::prelude::*;
 
     fn reference(op: &str, row: &[f64], w: Option<&[f64]>, b: Option<&[f64]>) -> Vec<f64> {
@@ -499,12 +500,17 @@ mod tests {
             let w: Vec<f64> = (0..d).map(|i| 0.5 + i as f64 / d as f64).collect();
             let b: Vec<f64> = (0..d).map(|i| i as f64 / 10.0 - 1.0).collect();
             let (w, b) = if affine { (Some(&w[..]), Some(&b[..])) } else { (None, None) };
-            for op in ["layer_norm", "rms_norm", "softmax", "log_softmax"] {
-                let got = run(op, &x, d, w, b);
-                for r in 0..rows {
-                    let want = reference(op, &x[r * d..(r + 1) * d], w, b);
-                    for (g, w) in got[r * d..(r + 1) * d].iter().zip(&want) {
-                        prop_assert!((g - w).abs() <= 1e-12 * (1.0 + w.abs()), "{op}: {g} vs {w}");
+            for level in supported_levels() {
+                for op in ["layer_norm", "rms_norm", "softmax", "log_softmax"] {
+                    let got = at_level(level, || run(op, &x, d, w, b));
+                    for r in 0..rows {
+                        let want = reference(op, &x[r * d..(r + 1) * d], w, b);
+                        for (g, w) in got[r * d..(r + 1) * d].iter().zip(&want) {
+                            prop_assert!(
+                                (g - w).abs() <= 1e-12 * (1.0 + w.abs()),
+                                "{op} at {level}: {g} vs {w}"
+                            );
+                        }
                     }
                 }
             }
@@ -579,8 +585,10 @@ mod tests {
             // Keep the element count small enough for a quick test, large enough to
             // reach the parallel split sometimes.
             let rows = if d > 1000 { rows.min(12) } else { rows };
-            widened_matches_f32::<half::bf16>(rows, d, seed, affine)?;
-            widened_matches_f32::<half::f16>(rows, d, seed, affine)?;
+            for level in supported_levels() {
+                at_level(level, || widened_matches_f32::<half::bf16>(rows, d, seed, affine))?;
+                at_level(level, || widened_matches_f32::<half::f16>(rows, d, seed, affine))?;
+            }
         }
     }
 

@@ -918,6 +918,7 @@ fn apply_per_lane<T: Real>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dispatch::{at_level, supported_levels};
     use proptest::prelude::*;
 
     fn naive(x: &[f64], axis: Axis, correction: f64) -> (Vec<f64>, Vec<f64>) {
@@ -956,11 +957,95 @@ mod tests {
             let (want_m, want_v) = naive(&x, axis, 1.0);
             let mut m = vec![0.0; axis.lanes()];
             let mut v = vec![0.0; axis.lanes()];
-            for nan in [NanPolicy::Propagate, NanPolicy::Omit] {
-                mean_var(&x, axis, 1.0, nan, &mut m, &mut v).unwrap();
-                for i in 0..axis.lanes() {
-                    prop_assert!(close(m[i], want_m[i], 1e-12), "mean {i}: {} vs {}", m[i], want_m[i]);
-                    prop_assert!(close(v[i], want_v[i], 1e-10), "var {i}: {} vs {}", v[i], want_v[i]);
+            for level in supported_levels() {
+                for nan in [NanPolicy::Propagate, NanPolicy::Omit] {
+                    at_level(level, || mean_var(&x, axis, 1.0, nan, &mut m, &mut v)).unwrap();
+                    for i in 0..axis.lanes() {
+                        prop_assert!(close(m[i], want_m[i], 1e-12), "mean {i} at {level}: {} vs {}", m[i], want_m[i]);
+                        prop_assert!(close(v[i], want_v[i], 1e-10), "var {i} at {level}: {} vs {}", v[i], want_v[i]);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Each lane's values (along the reduced dim), in order.
+    fn lanes_of(x: &[f64], axis: Axis) -> Vec<Vec<f64>> {
+        let mut out = vec![Vec::new(); axis.lanes()];
+        for o in 0..axis.outer {
+            for i in 0..axis.len {
+                for j in 0..axis.inner {
+                    out[o * axis.inner + j].push(x[(o * axis.len + i) * axis.inner + j]);
+                }
+            }
+        }
+        out
+    }
+
+    /// NumPy's linear quantile of sorted values.
+    fn quantile(sorted: &[f64], q: f64) -> f64 {
+        let pos = q * (sorted.len() - 1) as f64;
+        let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+        sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
+    }
+
+    proptest! {
+        #[test]
+        fn scalers_match_naive_formulas_at_every_level(
+            dims in proptest::collection::vec(1usize..9, 1..4),
+            dim_seed in 0usize..3,
+            seed in 0u64..1000,
+        ) {
+            let dim = dim_seed % dims.len();
+            let n: usize = dims.iter().product();
+            // Few distinct values, so that ties, equal quantiles and constant lanes occur.
+            let x: Vec<f64> = (0..n).map(|i| ((i as u64 * 2654435761 + seed) % 23) as f64 / 3.0 - 4.0).collect();
+            let axis = Axis::of(&dims, dim).unwrap();
+            let lanes = lanes_of(&x, axis);
+            let lane_of = |k: usize| {
+                let (o, rest) = (k / (axis.len * axis.inner), k % (axis.len * axis.inner));
+                o * axis.inner + rest % axis.inner
+            };
+            let (nl, mut a, mut b) = (axis.lanes(), vec![0.0; axis.lanes()], vec![0.0; axis.lanes()]);
+            let mut y = vec![0.0; n];
+            for level in supported_levels() {
+                // standardize (correction 0, so that one-element lanes are defined)
+                at_level(level, || standardize(&x, axis, 0.0, 0.5, NanPolicy::Propagate, &mut y, &mut a, &mut b)).unwrap();
+                for l in 0..nl {
+                    let v = &lanes[l];
+                    let m = v.iter().sum::<f64>() / v.len() as f64;
+                    let sd = (v.iter().map(|e| (e - m) * (e - m)).sum::<f64>() / v.len() as f64).sqrt();
+                    prop_assert!(close(a[l], m, 1e-12) && close(b[l], sd, 1e-12), "standardize stats at {level}");
+                }
+                for k in 0..n {
+                    let l = lane_of(k);
+                    let want = (x[k] - a[l]) / (b[l] + 0.5);
+                    prop_assert!(close(y[k], want, 1e-12), "standardize y[{k}] at {level}: {} vs {want}", y[k]);
+                }
+                // minmax_scale to (-1, 2)
+                at_level(level, || minmax_scale(&x, axis, (-1.0, 2.0), NanPolicy::Propagate, &mut y, &mut a, &mut b)).unwrap();
+                for k in 0..n {
+                    let v = &lanes[lane_of(k)];
+                    let (lo, hi) = v.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &e| (lo.min(e), hi.max(e)));
+                    // scikit-learn: a constant feature scales by 1 (range 0 treated as 1).
+                    let range = if hi > lo { hi - lo } else { 1.0 };
+                    let want = (x[k] - lo) * (3.0 / range) - 1.0;
+                    prop_assert!(close(y[k], want, 1e-12), "minmax y[{k}] at {level}: {} vs {want}", y[k]);
+                }
+                // robust_scale with the (10, 90) quantile range
+                at_level(level, || robust_scale(&x, axis, (10.0, 90.0), NanPolicy::Propagate, &mut y, &mut a, &mut b)).unwrap();
+                for l in 0..nl {
+                    let mut v = lanes[l].clone();
+                    v.sort_by(f64::total_cmp);
+                    let iqr = quantile(&v, 0.9) - quantile(&v, 0.1);
+                    let iqr = if iqr == 0.0 { 1.0 } else { iqr };
+                    prop_assert!(close(a[l], quantile(&v, 0.5), 1e-12), "median at {level}");
+                    prop_assert!(close(b[l], iqr, 1e-12), "iqr at {level}: {} vs {iqr}", b[l]);
+                }
+                for k in 0..n {
+                    let l = lane_of(k);
+                    let want = (x[k] - a[l]) / b[l];
+                    prop_assert!(close(y[k], want, 1e-12), "robust y[{k}] at {level}");
                 }
             }
         }
