@@ -161,6 +161,15 @@ def test_attention_patterns_are_sized_before_any_work() -> None:
         rs.longformer(BIG, 2, [0])
     with pytest.raises(ValueError, match=longformer):
         rs.longformer(2**20, 0, 4096)  # 4096 global rows of 2**20 keys
+    # global_tokens=g means tokens 0..g: a huge g is refused before that list exists.
+    with pytest.raises(ValueError, match=longformer):
+        rs.longformer(2**30, 2, 2**30)
+    with pytest.raises(ValueError, match=longformer):
+        rs.longformer(BIG, 2, BIG)
+    with pytest.raises(
+        IndexError, match=r"^global_tokens\[10\] = 10 is out of range for 10 tokens$"
+    ):
+        rs.longformer(10, 2, 11)
     bigbird = "smaller n, block, num_random or num_global"
     with pytest.raises(ValueError, match=pattern.format(BIG, bigbird)):
         rs.bigbird(BIG, 64, 2, 1)

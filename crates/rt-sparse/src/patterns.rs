@@ -106,23 +106,44 @@ pub fn sliding_window(n: usize, window: usize) -> Result<PatternParts> {
 /// A sliding window plus global tokens: a global token attends to every key and every
 /// query attends to it. The size is counted and checked before anything is allocated.
 pub fn longformer(n: usize, window: usize, global_tokens: &[usize]) -> Result<PatternParts> {
-    let mut global: Vec<usize> = global_tokens.to_vec();
-    global.sort_unstable();
-    global.dedup();
-    if let Some(&g) = global.iter().find(|&&g| g >= n) {
-        return Err(SparseError::IndexOutOfRange {
-            name: "global_tokens",
-            position: global_tokens.iter().position(|&x| x == g).unwrap_or(0),
-            value: g as i64,
-            bound: n,
-            what: "tokens",
-        });
+    longformer_with_leading(n, window, 0, global_tokens)
+}
+
+/// As [`longformer`], with tokens `0..num_leading` global as well (Python's
+/// `global_tokens=g`), never listed before the size is checked: `num_leading` rows of
+/// `n` entries each must fit the limit first.
+pub fn longformer_with_leading(
+    n: usize,
+    window: usize,
+    num_leading: usize,
+    global_tokens: &[usize],
+) -> Result<PatternParts> {
+    let out_of_range = |position: usize, g: usize| SparseError::IndexOutOfRange {
+        name: "global_tokens",
+        position,
+        value: g as i64,
+        bound: n,
+        what: "tokens",
+    };
+    if let Some((position, &g)) = global_tokens.iter().enumerate().find(|&(_, &g)| g >= n) {
+        return Err(out_of_range(position, g));
+    }
+    if num_leading > n {
+        // Tokens 0..num_leading: the first one out of range is token n, at position n.
+        return Err(out_of_range(n, n));
     }
     let half = window / 2;
     let knob = "smaller n, window or global_tokens";
-    // Every row holds at least its window: this refuses a huge n in O(1), so that the
-    // exact count below runs over at most MAX_PATTERN_NNZ rows.
+    // Every row holds at least its window, and a global token's row all n keys: these
+    // refuse a huge n or num_leading in O(1), so that what follows (the list of global
+    // tokens, the exact count) is bounded by MAX_PATTERN_NNZ.
     check_total(sliding_window_nnz(n, half), knob)?;
+    check_total(num_leading as u128 * n as u128, knob)?;
+    let mut global: Vec<usize> = (0..num_leading)
+        .chain(global_tokens.iter().copied())
+        .collect();
+    global.sort_unstable();
+    global.dedup();
     let is_global = |i: usize| global.binary_search(&i).is_ok();
     let mut total = 0u128;
     for i in 0..n {
@@ -351,6 +372,22 @@ mod tests {
             1 << 31
         );
         assert!(e_is_limit(longformer(1 << 40, 2, &[0])));
+        // Python's global_tokens=g for a huge g: refused before 0..g is listed.
+        assert!(e_is_limit(longformer_with_leading(
+            1 << 30,
+            2,
+            1 << 30,
+            &[]
+        )));
+        let e = longformer_with_leading(10, 2, 11, &[]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "global_tokens[10] = 10 is out of range for 10 tokens"
+        );
+        assert_eq!(
+            longformer_with_leading(12, 2, 2, &[7]).unwrap(),
+            longformer(12, 2, &[0, 1, 7]).unwrap()
+        );
         // Under the window bound, over the limit through the global rows (2^33 entries),
         // refused by the count, before a row is built.
         let global: Vec<usize> = (0..1 << 12).collect();

@@ -191,8 +191,11 @@ def sliding_window(n: int, window: int) -> CsrMatrix:
 def longformer(n: int, window: int, global_tokens: int | Sequence[int] = ()) -> CsrMatrix:
     """Sliding window plus global tokens (an int ``g`` means tokens ``0..g``): global tokens
     see every key and every query sees them."""
-    tokens = list(range(global_tokens)) if isinstance(global_tokens, int) else list(global_tokens)
-    crow, col = _native.longformer(n, window, tokens)
+    if isinstance(global_tokens, int):
+        # Passed as a count, so that a huge one is refused before 0..g is listed.
+        crow, col = _native.longformer(n, window, [], num_leading=max(global_tokens, 0))
+    else:
+        crow, col = _native.longformer(n, window, list(global_tokens))
     return _pattern(crow, col, n)
 
 

@@ -108,8 +108,10 @@ def gather_scatter(x: Any, src: Any, dst: Any, reduce: str, num_nodes: int) -> t
 def sliding_window(n: int, window: int) -> tuple[torch.Tensor, torch.Tensor]:
     """``(crow, col)`` of a sliding-window pattern."""
 
-def longformer(n: int, window: int, global_tokens: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(crow, col)`` of a Longformer pattern."""
+def longformer(
+    n: int, window: int, global_tokens: list[int], num_leading: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(crow, col)`` of a Longformer pattern; tokens ``0..num_leading`` are global too."""
 
 def bigbird(
     n: int, block: int, num_random: int, num_global: int, seed: int

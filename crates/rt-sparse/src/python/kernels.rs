@@ -338,16 +338,18 @@ pub(crate) fn sliding_window(
     pattern_to_torch(py, p)
 }
 
-/// `(crow, col)` of a Longformer pattern.
+/// `(crow, col)` of a Longformer pattern; tokens `0..num_leading` are global as well.
 #[pyfunction]
+#[pyo3(signature = (n, window, global_tokens, num_leading = 0))]
 pub(crate) fn longformer(
     py: Python<'_>,
     n: usize,
     window: usize,
     global_tokens: Vec<usize>,
+    num_leading: usize,
 ) -> PyResult<Bound<'_, PyAny>> {
     let p = run_released(py, n.saturating_mul(window), || {
-        patterns::longformer(n, window, &global_tokens)
+        patterns::longformer_with_leading(n, window, num_leading, &global_tokens)
     })?;
     pattern_to_torch(py, p)
 }
