@@ -110,31 +110,30 @@ impl<I: Index> SpgemmPlan<I> {
                 .then(|| Marks::new(m).ok())
                 .flatten();
             let mut seen: HashSet<usize> = HashSet::new();
-            rows.map(|r| {
-                let b_cols = a
-                    .row_cols(r)
-                    .iter()
-                    .flat_map(|&j| j.to_usize().map_or(&[][..], |j| b.row_cols(j)))
-                    .filter_map(|c| c.to_usize());
-                match marks.as_mut() {
-                    Some(marks) => {
-                        let stamp = marks.next_row();
-                        let mut count = 0;
-                        for c in b_cols {
-                            if let Some(slot) = marks.mark.get_mut(c) {
+            rows.map(|r| match marks.as_mut() {
+                Some(marks) => {
+                    let stamp = marks.next_row();
+                    let mut count = 0;
+                    for &j in a.row_cols(r) {
+                        for &c in j.to_usize().map_or(&[][..], |j| b.row_cols(j)) {
+                            if let Some(slot) = c.to_usize().and_then(|c| marks.mark.get_mut(c)) {
                                 if *slot != stamp {
                                     *slot = stamp;
                                     count += 1;
                                 }
                             }
                         }
-                        count
                     }
-                    None => {
-                        seen.clear();
-                        seen.extend(b_cols);
-                        seen.len()
+                    count
+                }
+                None => {
+                    seen.clear();
+                    for &j in a.row_cols(r) {
+                        for &c in j.to_usize().map_or(&[][..], |j| b.row_cols(j)) {
+                            seen.extend(c.to_usize());
+                        }
                     }
+                    seen.len()
                 }
             })
             .collect()
