@@ -54,9 +54,8 @@ UNARY: dict[str, Callable[..., Any]] = {
 }
 STATS = {"mean_var": lambda x: rs.mean_var(x)}
 ALL = {**UNARY, **STATS}
-# The f32/f64-only ops (the norms and softmaxes take 16-bit inputs too, computed in f32).
+# The f32/f64-only ops (the row functions take 16-bit inputs too, computed in f32).
 REDUCTION_ONLY = {
-    "l2_normalize",
     "cosine_similarity",
     "cdist",
     "standardize",

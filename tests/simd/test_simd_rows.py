@@ -71,12 +71,13 @@ def test_rows_match_torch(level: str, name: str, dtype: torch.dtype, d: int) -> 
     check(name, rows(max(2, 40_000 // d), d, dtype), f"d={d} {dtype_name(dtype)} at {level}")
 
 
-WIDENED = ["layer_norm", "layer_norm_plain", "rms_norm", "softmax", "log_softmax"]
+WIDENED = ["layer_norm", "layer_norm_plain", "rms_norm", "softmax", "log_softmax", "l2_normalize"]
 WIDENED_OUT = {
     "layer_norm": lambda x, w, b, out: rs.layer_norm(x, w, b, out=out),
     "rms_norm": lambda x, w, b, out: rs.rms_norm(x, w, out=out),
     "softmax": lambda x, w, b, out: rs.softmax(x, out=out),
     "log_softmax": lambda x, w, b, out: rs.log_softmax(x, out=out),
+    "l2_normalize": lambda x, w, b, out: rs.l2_normalize(x, out=out),
 }
 
 

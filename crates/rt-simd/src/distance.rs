@@ -1,5 +1,5 @@
 //! Distances: `cdist` between the rows of two matrices (l2, squared l2, cosine, dot),
-//! row-wise `cosine_similarity`, and `l2_normalize`.
+//! and row-wise `cosine_similarity` (`l2_normalize` is a row function, in `rows`).
 //!
 //! `cdist` computes every dot product with a register-blocked kernel (the shape of a GEMM
 //! micro-kernel: MR rows of `x` against a packed panel of NR rows of `y`, accumulated in
@@ -394,62 +394,6 @@ pub fn cosine_similarity<T: Real>(
     )
 }
 
-struct Normalize<'a, T> {
-    x: &'a [T],
-    y: &'a mut [T],
-    d: usize,
-    eps: T,
-}
-
-impl<T: Real> Kernel for Normalize<'_, T> {
-    type Output = ();
-    #[inline(always)]
-    fn run<I: Isa>(self) {
-        let d = self.d.max(1);
-        for (x, y) in self.x.chunks_exact(d).zip(self.y.chunks_exact_mut(d)) {
-            let ss = if I::SCALAR {
-                lane_sum::<T, I, 1>(x, |v| v * v)
-            } else {
-                lane_sum::<T, I, 32>(x, |v| v * v)
-            };
-            let n = ss.sqrt();
-            let n = if n < self.eps { self.eps } else { n };
-            for (o, &v) in y.iter_mut().zip(x) {
-                *o = v / n;
-            }
-        }
-    }
-}
-
-/// `torch.nn.functional.normalize(x, p=2, dim=-1, eps)`: each row of `d` divided by
-/// `max(|row|, eps)`.
-pub fn l2_normalize<T: Real>(x: &[T], d: usize, eps: f64, y: &mut [T]) -> Result<()> {
-    check_len("input and output lengths", x.len(), y.len())?;
-    if d == 0 {
-        return Ok(());
-    }
-    if x.len() % d != 0 {
-        return Err(SimdError::InvalidArgument {
-            name: "x",
-            reason: format!("{} elements do not split into rows of {d}", x.len()),
-        });
-    }
-    let level = simd_level();
-    let eps = T::from_f64(eps);
-    let rows_per_task = (PARALLEL_MIN_ELEMENTS / d).max(1);
-    let task = |(x, y): (&[T], &mut [T])| dispatch_at(level, Normalize { x, y, d, eps });
-    if x.len() < PARALLEL_MIN_ELEMENTS {
-        task((x, y));
-        return Ok(());
-    }
-    run_tasks(
-        x.chunks(rows_per_task * d)
-            .zip(y.chunks_mut(rows_per_task * d))
-            .collect(),
-        task,
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -544,7 +488,7 @@ mod tests {
         assert!((out[0] - 1.0).abs() < 1e-15);
         assert_eq!(out[1], 0.0);
         let mut y = [0.0; 4];
-        l2_normalize(&x1, 2, 1e-12, &mut y).unwrap();
+        crate::rows::l2_normalize(&x1, 2, 1e-12, &mut y).unwrap();
         assert_eq!(y, [0.6, 0.8, 0.0, 0.0]);
     }
 }

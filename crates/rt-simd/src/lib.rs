@@ -18,7 +18,7 @@ pub mod python;
 pub use dispatch::{
     SimdLevel, detected_level, reset_simd_level, set_simd_level, simd_level, supported_levels,
 };
-pub use distance::{Metric, cdist, cosine_similarity, l2_normalize};
+pub use distance::{Metric, cdist, cosine_similarity};
 pub use elementwise::{
     Activation, activation, activation_inplace, affine, affine_per_feature, clamp,
     fused_mad_normalize, normalize_channels,
@@ -26,8 +26,8 @@ pub use elementwise::{
 pub use error::{Result, SimdError};
 pub use real::Real;
 pub use rows::{
-    layer_norm, layer_norm_widened, log_softmax, log_softmax_widened, rms_norm, rms_norm_widened,
-    softmax, softmax_widened,
+    l2_normalize, l2_normalize_widened, layer_norm, layer_norm_widened, log_softmax,
+    log_softmax_widened, rms_norm, rms_norm_widened, softmax, softmax_widened,
 };
 pub use stats::{Axis, NanPolicy, mean_var, minmax_scale, robust_scale, standardize};
 pub use storage::Storage;

@@ -1,6 +1,6 @@
 //! Row kernels over the last dimension of a row-major tensor: `layer_norm`, `rms_norm`,
-//! `softmax` and `log_softmax`, for f32 and f64, and for bfloat16/float16 storage computed
-//! in f32 (the `*_widened` functions).
+//! `softmax`, `log_softmax` and `l2_normalize`, for f32 and f64, and for bfloat16/float16
+//! storage computed in f32 (the `*_widened` functions).
 //!
 //! Each row is read from memory once and then reused from cache (two or three short
 //! passes), reductions run in 32 independent lanes so they vectorize, and rows are split
@@ -20,6 +20,7 @@ enum RowOp {
     RmsNorm { eps: f64 },
     Softmax,
     LogSoftmax,
+    L2Normalize { eps: f64 },
 }
 
 /// Lanes of the reductions over long rows (a multiple of every vector width, in elements).
@@ -151,6 +152,16 @@ fn one_row<T: Real, I: Isa, const L: usize>(
             let inv = T::ONE / s;
             for o in y.iter_mut() {
                 *o *= inv;
+            }
+        }
+        RowOp::L2Normalize { eps } => {
+            // torch's F.normalize: x / max(|x|, eps), dividing (not multiplying by the
+            // reciprocal) as torch does; a NaN norm stays NaN.
+            let n = lane_sum::<T, I, L>(x, |v| v * v).sqrt();
+            let eps = T::from_f64(eps);
+            let n = if n < eps { eps } else { n };
+            for (o, &v) in y.iter_mut().zip(x) {
+                *o = opaque::<_, I>(v) / n;
             }
         }
         RowOp::LogSoftmax => {
@@ -398,6 +409,22 @@ pub fn log_softmax<T: Real>(x: &[T], d: usize, y: &mut [T]) -> Result<()> {
     run_rows(x, d, None, None, RowOp::LogSoftmax, y)
 }
 
+/// `torch.nn.functional.normalize(x, p=2, dim=-1, eps)`: each row of `d` divided by
+/// `max(|row|, eps)`.
+pub fn l2_normalize<T: Real>(x: &[T], d: usize, eps: f64, y: &mut [T]) -> Result<()> {
+    run_rows(x, d, None, None, RowOp::L2Normalize { eps }, y)
+}
+
+/// [`l2_normalize`] of bfloat16/float16 rows, computed in f32.
+pub fn l2_normalize_widened<S: Storage<Compute = f32>>(
+    x: &[S],
+    d: usize,
+    eps: f64,
+    y: &mut [S],
+) -> Result<()> {
+    run_rows_widened(x, d, None, None, RowOp::L2Normalize { eps }, y)
+}
+
 /// [`layer_norm`] of bfloat16/float16 rows, computed in f32 and rounded once (as torch
 /// computes its 16-bit layer_norm); `weight` and `bias` are in the input's format.
 pub fn layer_norm_widened<S: Storage<Compute = f32>>(
@@ -466,6 +493,10 @@ mod tests {
                 let s: f64 = row.iter().map(|x| (x - m).exp()).sum();
                 row.iter().map(|x| (x - m).exp() / s).collect()
             }
+            "l2_normalize" => {
+                let norm = row.iter().map(|x| x * x).sum::<f64>().sqrt().max(1e-12);
+                row.iter().map(|x| x / norm).collect()
+            }
             _ => {
                 let m = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
                 let s: f64 = row.iter().map(|x| (x - m).exp()).sum();
@@ -480,6 +511,7 @@ mod tests {
             "layer_norm" => layer_norm(x, d, w, b, 1e-5, &mut y),
             "rms_norm" => rms_norm(x, d, w, 1e-6, &mut y),
             "softmax" => softmax(x, d, &mut y),
+            "l2_normalize" => l2_normalize(x, d, 1e-12, &mut y),
             _ => log_softmax(x, d, &mut y),
         }
         .unwrap();
@@ -501,7 +533,7 @@ mod tests {
             let b: Vec<f64> = (0..d).map(|i| i as f64 / 10.0 - 1.0).collect();
             let (w, b) = if affine { (Some(&w[..]), Some(&b[..])) } else { (None, None) };
             for level in supported_levels() {
-                for op in ["layer_norm", "rms_norm", "softmax", "log_softmax"] {
+                for op in ["layer_norm", "rms_norm", "softmax", "log_softmax", "l2_normalize"] {
                     let got = at_level(level, || run(op, &x, d, w, b));
                     for r in 0..rows {
                         let want = reference(op, &x[r * d..(r + 1) * d], w, b);
@@ -540,7 +572,7 @@ mod tests {
         };
         let wide = |v: &[S]| v.iter().map(|&e| e.load()).collect::<Vec<f32>>();
         let (x32, w32, b32) = (wide(&x), w.map(wide), b.map(wide));
-        for op in 0..4 {
+        for op in 0..5 {
             let mut got = vec![S::store(0.0); x.len()];
             let mut want = vec![0f32; x.len()];
             match op {
@@ -555,6 +587,10 @@ mod tests {
                 2 => {
                     softmax_widened(&x, d, &mut got).unwrap();
                     softmax(&x32, d, &mut want).unwrap();
+                }
+                3 => {
+                    l2_normalize_widened(&x, d, 1e-12, &mut got).unwrap();
+                    l2_normalize(&x32, d, 1e-12, &mut want).unwrap();
                 }
                 _ => {
                     log_softmax_widened(&x, d, &mut got).unwrap();

@@ -94,7 +94,7 @@ fn rows_typed<'py, T: Real>(
         RowFn::RmsNorm { eps } => rows::rms_norm(x, d, w, eps_of(eps), y),
         RowFn::Softmax => rows::softmax(x, d, y),
         RowFn::LogSoftmax => rows::log_softmax(x, d, y),
-        RowFn::L2Normalize { eps } => distance::l2_normalize(x, d, eps, y),
+        RowFn::L2Normalize { eps } => rows::l2_normalize(x, d, eps, y),
     })?;
     y.finish(py)
 }
@@ -129,7 +129,7 @@ fn rows_widened<'py, S: Storage<Compute = f32> + Element>(
         }
         RowFn::Softmax => rows::softmax_widened(x, d, y),
         RowFn::LogSoftmax => rows::log_softmax_widened(x, d, y),
-        RowFn::L2Normalize { .. } => unreachable!("l2_normalize takes float32/float64 only"),
+        RowFn::L2Normalize { eps } => rows::l2_normalize_widened(x, d, eps, y),
     })?;
     y.finish(py)
 }
@@ -144,13 +144,8 @@ fn run_rows<'py>(
     out: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let src = PyTensor::extract(x, Access::Read)?;
-    // The norms and softmaxes read each element once and are memory-bound, so 16-bit
-    // inputs pay; l2_normalize shares the distances' f32/f64 kernel.
-    let allowed = match f {
-        RowFn::L2Normalize { .. } => REDUCTION_DTYPES,
-        _ => ELEMENTWISE_DTYPES,
-    };
-    let dtype = check_dtype(op, &src, allowed)?;
+    // The row functions read each element once and are memory-bound, so 16-bit inputs pay.
+    let dtype = check_dtype(op, &src, ELEMENTWISE_DTYPES)?;
     let w = weight
         .map(|w| PyTensor::extract(w, Access::Read))
         .transpose()?;
