@@ -87,3 +87,116 @@ def test_no_graph_without_requires_grad() -> None:
     a = random_csr(4, 4, 6, seed=6)
     out = rs.spmm(a, torch.randn(4, 2, dtype=torch.float64))
     assert out.grad_fn is None
+
+
+# ---- gradients through the constructors and conversions ------------------------------
+
+
+def coo_with_duplicates(seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    row = torch.randint(0, 5, (30,), generator=g)
+    col = torch.randint(0, 4, (30,), generator=g)
+    row[1], col[1] = row[0], col[0]  # at least one duplicate
+    return row, col, leaf(torch.randn(30, dtype=torch.float64, generator=g))
+
+
+@pytest.mark.parametrize("sum_duplicates", [True, False])
+@pytest.mark.parametrize("index_dtype", [torch.int32, torch.int64])
+def test_gradients_flow_through_from_coo(sum_duplicates: bool, index_dtype: torch.dtype) -> None:
+    row, col, v = coo_with_duplicates(10)
+    row, col = row.to(index_dtype), col.to(index_dtype)
+    x = leaf(torch.randn(4, 3, dtype=torch.float64))
+
+    def f(v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return rs.spmm(rs.CsrMatrix.from_coo(row, col, v, (5, 4), sum_duplicates), x)
+
+    assert gradcheck(f, (v, x))
+    # The same values as the kernel's own conversion (which runs without grad).
+    with torch.no_grad():
+        want = rs.CsrMatrix.from_coo(row, col, v, (5, 4), sum_duplicates)
+    got = rs.CsrMatrix.from_coo(row, col, v, (5, 4), sum_duplicates)
+    assert got.values.requires_grad and not want.values.requires_grad
+    assert torch.equal(got.crow, want.crow) and torch.equal(got.col, want.col)
+    torch.testing.assert_close(got.values, want.values)
+
+
+@pytest.mark.parametrize("reduce", ["sum", "mean", "max"])
+def test_spmm_of_a_coo_matrix_is_differentiable_in_its_values(reduce: str) -> None:
+    # CooMatrix -> CSR sums duplicates (sum_duplicates=True): each summed entry's gradient
+    # goes back to every duplicate.
+    row, col, v = coo_with_duplicates(11)
+    x = leaf(torch.randn(4, 3, dtype=torch.float64))
+    assert gradcheck(lambda v, x: rs.spmm(rs.CooMatrix(row, col, v, (5, 4)), x, reduce), (v, x))
+    # Against dense torch: duplicates add up.
+    v2 = leaf(v)
+    dense = torch.zeros(5, 4, dtype=torch.float64).index_put((row, col), v2, accumulate=True)
+    g = torch.randn(5, 3, dtype=torch.float64)
+    if reduce == "sum":
+        (dense @ x.detach()).backward(g)
+        rs.spmm(rs.CooMatrix(row, col, v, (5, 4)), x.detach()).backward(g)
+        torch.testing.assert_close(v.grad, v2.grad)
+
+
+def test_gradients_flow_through_every_conversion() -> None:
+    row, col, v = coo_with_duplicates(12)
+    shape = (5, 4)
+    conversions = {
+        "coo.to_dense": lambda v: rs.CooMatrix(row, col, v, shape).to_dense(),
+        "coo.to_csr.to_dense": lambda v: rs.CooMatrix(row, col, v, shape).to_csr().to_dense(),
+        "coo.to_csc": lambda v: rs.CooMatrix(row, col, v, shape).to_csc().to_dense(),
+        "coo.transpose": lambda v: rs.CooMatrix(row, col, v, shape).transpose().to_dense(),
+        "csr.transpose": lambda v: rs.CsrMatrix.from_coo(row, col, v, shape).T.to_dense(),
+        "csr.to_coo": lambda v: rs.CsrMatrix.from_coo(row, col, v, shape).to_coo().values,
+        "csc.to_csr": lambda v: rs.CooMatrix(row, col, v, shape).to_csc().to_csr().values,
+        "csc.transpose": lambda v: rs.CooMatrix(row, col, v, shape).to_csc().transpose().values,
+        "from_torch(coo)": lambda v: rs.CsrMatrix.from_torch(
+            torch.sparse_coo_tensor(torch.stack([row, col]), v, shape)
+        ).to_dense(),
+        "CooMatrix.from_torch(coo)": lambda v: rs.CooMatrix.from_torch(
+            torch.sparse_coo_tensor(torch.stack([row, col]), v, shape)
+        ).to_dense(),
+        "from_torch(csr)": lambda v: rs.CsrMatrix.from_torch(
+            rs.CsrMatrix.from_coo(row, col, v, shape).to_torch()
+        ).to_dense(),
+        "from_torch(csc)": lambda v: rs.CsrMatrix.from_torch(
+            rs.CooMatrix(row, col, v, shape).to_csc().to_torch()
+        ).to_dense(),
+        "from_edge_index": lambda v: rs.CsrMatrix.from_edge_index(
+            torch.stack([col, row % 4]), 4, v
+        ).to_dense(),
+    }
+    for name, f in conversions.items():
+        assert f(v).requires_grad, name
+        assert gradcheck(f, (v,)), name
+
+
+def test_dense_from_torch_keeps_the_gradient_at_its_nonzeros() -> None:
+    d = leaf(torch.randn(5, 4, dtype=torch.float64))
+    x = torch.randn(4, 3, dtype=torch.float64)
+    # (gradcheck perturbs every element, so only where none is 0)
+    assert gradcheck(lambda d: rs.spmm(rs.CsrMatrix.from_torch(d), x), (d,))
+    d = d.detach().clone()
+    d[1] = 0.0
+    d[:, 2] = 0.0
+    d = leaf(d)
+    g = torch.randn(5, 3, dtype=torch.float64)
+    rs.spmm(rs.CsrMatrix.from_torch(d), x).backward(g)
+    # As torch's to_sparse: the gradient at the stored (nonzero) entries, 0 elsewhere.
+    torch.testing.assert_close(d.grad, (g @ x.t()) * (d != 0))
+
+
+def test_what_cannot_carry_a_gradient_refuses_instead_of_dropping_it() -> None:
+    row, col, v = coo_with_duplicates(13)
+    a = rs.CooMatrix(row, col, v, (5, 4))
+    b = rs.CsrMatrix.from_coo(col, row, v.detach(), (4, 5))
+    with pytest.raises(RuntimeError, match=r"spgemm is not differentiable, but A\.values"):
+        rs.spgemm(a, b)
+    with pytest.raises(RuntimeError, match=r"B\.values requires grad"):
+        b @ a
+    with pytest.raises(RuntimeError, match="SciPy cannot carry it"):
+        a.to_scipy()
+    # Explicitly without a gradient, both work.
+    assert rs.spgemm(a.detach(), b).shape == (5, 5)
+    with torch.no_grad():
+        assert rs.spgemm(a, b).shape == (5, 5)
+        assert a.to_csr().to_dense().grad_fn is None

@@ -52,8 +52,24 @@ def test_from_coo_with_huge_nrows() -> None:
 
 def test_from_edge_index_with_huge_num_nodes() -> None:
     edge_index = T([[0, 1], [1, 2]])
-    with pytest.raises(ValueError, match=ROW_POINTERS):
+    # The errors name num_nodes (the argument given), not the matrix's nrows.
+    pointers = dim_limit(r"the row pointers of the aggregation matrix \(num_nodes \+ 1\)")
+    with pytest.raises(ValueError, match=pointers):
         rs.CsrMatrix.from_edge_index(edge_index, num_nodes=BIG)
+    with pytest.raises(ValueError, match=pointers):
+        rs.CsrMatrix.from_edge_index(edge_index, BIG, torch.ones(2).requires_grad_())
+    with pytest.raises(
+        ValueError, match=r"^invalid argument num_nodes: 2147483648 exceeds the largest int32"
+    ):
+        rs.CsrMatrix.from_edge_index(edge_index.int(), num_nodes=2**31)
+    with pytest.raises(ValueError, match=r"^invalid argument num_nodes: -1 is negative$"):
+        rs.CsrMatrix.from_edge_index(edge_index, num_nodes=-1)
+    with pytest.raises(ValueError, match=r"^invalid argument num_nodes: 1180591620717411303424"):
+        rs.CsrMatrix.from_edge_index(edge_index, num_nodes=2**70)
+    with pytest.raises(
+        IndexError, match=r"^edge_index\[1\]\[1\] = 2 is out of range for 2 nodes \(num_nodes\)$"
+    ):
+        rs.CsrMatrix.from_edge_index(edge_index, num_nodes=2)
 
 
 def test_coo_to_csr_and_from_torch_coo_with_huge_nrows() -> None:
@@ -111,9 +127,14 @@ def test_gather_scatter_with_huge_num_nodes() -> None:
         rs.gather_scatter(x, src, dst, "sum", num_nodes=BIG)
     with pytest.raises(ValueError, match=grouping):
         rs.gather_scatter(torch.randn(3, 0), src, dst, "max", num_nodes=BIG)
-    # With autograd recording, the same grouping goes through from_coo.
-    with pytest.raises(ValueError, match=ROW_POINTERS):
+    # With autograd recording, the grouping goes through the coo_to_csr op: same message.
+    with pytest.raises(ValueError, match=grouping):
         rs.gather_scatter(x.requires_grad_(), src, dst, "mean", num_nodes=BIG)
+    for t in (x.detach(), x):
+        with pytest.raises(ValueError, match=r"^invalid argument num_nodes: -2 is negative$"):
+            rs.gather_scatter(t, src, dst, "sum", num_nodes=-2)
+        with pytest.raises(IndexError, match=r"^src\[1\] = 1 is out of range for 1 source"):
+            rs.gather_scatter(t[:1], src, dst, "sum")
 
 
 def test_spgemm_with_a_huge_column_count_is_right() -> None:

@@ -4,7 +4,7 @@
 
 use crate::error::{Result, SparseError};
 use crate::limits::{check_pointer_buffer, try_filled, try_with_capacity};
-use crate::pattern::{CsrPattern, check_coo};
+use crate::pattern::{CsrPattern, check_coo, check_indices};
 use crate::scalar::{Index, Scalar};
 
 /// Default cap on the elements of a dense conversion: 2^31 (8 GiB of float32).
@@ -29,6 +29,60 @@ pub(crate) fn to_index<I: Index>(n: usize, what: &'static str) -> Result<I> {
     })
 }
 
+/// What the arrays of a COO -> CSR conversion are called in error messages: plain COO
+/// arrays, or the edges of a graph (whose dimension is `num_nodes`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CooNames {
+    /// The row index array (`"row"`; for edges, the destinations).
+    pub row: &'static str,
+    /// What the row indices index, plural (`"rows"`).
+    pub rows: &'static str,
+    /// The column index array (`"col"`; for edges, the sources).
+    pub col: &'static str,
+    /// What the column indices index, plural (`"columns"`).
+    pub cols: &'static str,
+    /// The pair of index arrays whose lengths must agree.
+    pub lengths: &'static str,
+    /// The values' length check.
+    pub values: &'static str,
+    /// The row pointer array and the dimension that sizes it.
+    pub ptr: &'static str,
+}
+
+/// Names for plain COO arrays.
+pub const COO: CooNames = CooNames {
+    row: "row",
+    rows: "rows",
+    col: "col",
+    cols: "columns",
+    lengths: "row and col lengths",
+    values: "values length (one per stored entry)",
+    ptr: "the row pointers of the CSR matrix (nrows + 1)",
+};
+
+/// Names for a PyG-style `[2, E]` edge index (row 0 sources, row 1 destinations) turned
+/// into the `num_nodes x num_nodes` aggregation matrix `A[dst, src]`.
+pub const EDGE_INDEX: CooNames = CooNames {
+    row: "edge_index[1]",
+    rows: "nodes (num_nodes)",
+    col: "edge_index[0]",
+    cols: "nodes (num_nodes)",
+    lengths: "edge_index[0] and edge_index[1] lengths",
+    values: "values length (one per edge)",
+    ptr: "the row pointers of the aggregation matrix (num_nodes + 1)",
+};
+
+/// Names for the `src`/`dst` edge lists of `gather_scatter` (rows are destinations).
+pub const EDGES: CooNames = CooNames {
+    row: "dst",
+    rows: "nodes (num_nodes)",
+    col: "src",
+    cols: "source nodes (rows of x)",
+    lengths: "src and dst lengths",
+    values: "values length (one per edge)",
+    ptr: "the row pointers of the edges grouped by destination (num_nodes + 1)",
+};
+
 /// Sorts COO entries into CSR order: by row, then column (stable, so duplicates keep their
 /// input order). With `sum_duplicates`, entries with equal (row, col) are added into one
 /// (`values` may be `None` for a pattern, then duplicates are merged).
@@ -40,11 +94,111 @@ pub fn coo_to_csr<I: Index, V: Scalar>(
     values: Option<&[V]>,
     sum_duplicates: bool,
 ) -> Result<CsrParts<I, V>> {
-    check_coo(nrows, ncols, row, col, values.map(<[V]>::len))?;
+    coo_to_csr_named(COO, nrows, ncols, row, col, values, sum_duplicates)
+}
+
+/// [`coo_to_csr`], naming the arrays `names` in errors.
+pub fn coo_to_csr_named<I: Index, V: Scalar>(
+    names: CooNames,
+    nrows: usize,
+    ncols: usize,
+    row: &[I],
+    col: &[I],
+    values: Option<&[V]>,
+    sum_duplicates: bool,
+) -> Result<CsrParts<I, V>> {
+    check_coo_named(names, nrows, ncols, row, col, values.map(<[V]>::len))?;
+    let nval = if values.is_some() { row.len() } else { 0 };
+    let mut out_val: Vec<V> = try_with_capacity("the values of the CSR matrix", nval)?;
+    let (crow, out_col) = coo_order(names, nrows, row, col, sum_duplicates, |e, merged| {
+        let v = values.and_then(|v| v.get(e).copied());
+        if merged {
+            if let (Some(acc), Some(v)) = (out_val.last_mut(), v) {
+                *acc += v;
+            }
+        } else {
+            out_val.extend(v);
+        }
+    })?;
+    Ok(CsrParts {
+        crow,
+        col: out_col,
+        values: out_val,
+    })
+}
+
+/// The pattern of [`coo_to_csr`] and, for every input entry `e`, the position `pos[e]` of
+/// the stored entry it lands in (duplicates that are summed share one). The values of the
+/// conversion are then `zeros(nnz).index_add(0, pos, values)`, which autograd can follow.
+pub fn coo_to_csr_positions<I: Index>(
+    names: CooNames,
+    nrows: usize,
+    ncols: usize,
+    row: &[I],
+    col: &[I],
+    sum_duplicates: bool,
+) -> Result<(Vec<I>, Vec<I>, Vec<I>)> {
+    check_coo_named(names, nrows, ncols, row, col, None)?;
+    let zero = to_index::<I>(0, "nnz")?;
+    let mut pos = try_filled(
+        "the positions of the COO -> CSR conversion",
+        row.len(),
+        zero,
+    )?;
+    let mut next = 0usize;
+    let mut failed = None;
+    let (crow, out_col) = coo_order(names, nrows, row, col, sum_duplicates, |e, merged| {
+        if !merged {
+            next += 1;
+        }
+        // `next - 1` is the stored entry that `e` went into; it fits I (nnz was checked).
+        match (pos.get_mut(e), to_index::<I>(next.saturating_sub(1), "nnz")) {
+            (Some(slot), Ok(p)) => *slot = p,
+            (_, Err(err)) => failed = Some(err),
+            _ => {}
+        }
+    })?;
+    if let Some(err) = failed {
+        return Err(err);
+    }
+    Ok((crow, out_col, pos))
+}
+
+fn check_coo_named<I: Index>(
+    names: CooNames,
+    nrows: usize,
+    ncols: usize,
+    row: &[I],
+    col: &[I],
+    nvalues: Option<usize>,
+) -> Result<()> {
+    if names == COO {
+        return check_coo(nrows, ncols, row, col, nvalues);
+    }
+    crate::error::check_len(names.lengths, row.len(), col.len())?;
+    if let Some(n) = nvalues {
+        crate::error::check_len(names.values, row.len(), n)?;
+    }
+    // Sources first: `edge_index[0]` comes before `edge_index[1]`.
+    check_indices(col, ncols, names.col, names.cols)?;
+    check_indices(row, nrows, names.row, names.rows)
+}
+
+/// The CSR order of validated COO entries: builds `crow` and `col` and calls
+/// `visit(e, merged)` for every input entry `e` in output order, `merged` when it was
+/// added into the stored entry before it (a duplicate, with `sum_duplicates`).
+fn coo_order<I: Index>(
+    names: CooNames,
+    nrows: usize,
+    row: &[I],
+    col: &[I],
+    sum_duplicates: bool,
+    mut visit: impl FnMut(usize, bool),
+) -> Result<(Vec<I>, Vec<I>)> {
     let nnz = row.len();
     to_index::<I>(nnz, "nnz")?;
     // The row pointers grow with nrows, not with the entries: bounded before allocating.
-    let nptr = check_pointer_buffer("the row pointers of the CSR matrix (nrows + 1)", nrows)?;
+    let nptr = check_pointer_buffer(names.ptr, nrows)?;
     // Counting sort by row (indices are validated, so `to_usize` is total here).
     let mut counts = try_filled("the row counts of the COO -> CSR conversion", nptr, 0usize)?;
     for &r in row {
@@ -67,9 +221,7 @@ pub fn coo_to_csr<I: Index, V: Scalar>(
         }
     }
     let mut out_col: Vec<I> = try_with_capacity("the column indices of the CSR matrix", nnz)?;
-    let nval = if values.is_some() { nnz } else { 0 };
-    let mut out_val: Vec<V> = try_with_capacity("the values of the CSR matrix", nval)?;
-    let mut crow: Vec<I> = try_with_capacity("the row pointers of the CSR matrix", nptr)?;
+    let mut crow: Vec<I> = try_with_capacity(names.ptr, nptr)?;
     crow.push(to_index(0, "nnz")?);
     let mut scratch: Vec<(I, usize)> = Vec::new();
     for r in 0..nrows {
@@ -80,24 +232,17 @@ pub fn coo_to_csr<I: Index, V: Scalar>(
         scratch.sort_by_key(|&(c, _)| c);
         let mut last: Option<I> = None;
         for &(c, e) in &scratch {
-            let v = values.and_then(|v| v.get(e).copied());
             if sum_duplicates && last == Some(c) {
-                if let (Some(acc), Some(v)) = (out_val.last_mut(), v) {
-                    *acc += v;
-                }
+                visit(e, true);
                 continue;
             }
             out_col.push(c);
-            out_val.extend(v);
+            visit(e, false);
             last = Some(c);
         }
         crow.push(to_index(out_col.len(), "nnz")?);
     }
-    Ok(CsrParts {
-        crow,
-        col: out_col,
-        values: out_val,
-    })
+    Ok((crow, out_col))
 }
 
 /// The transpose of a validated pattern: the CSR pattern of `A^T` (equivalently the CSC
@@ -225,6 +370,41 @@ mod tests {
         assert_eq!(p.col, vec![1, 0, 2, 2]);
         assert_eq!(p.values, vec![2.0, 3.0, 1.0, 4.0]);
         assert!(coo_to_csr::<i64, f64>(2, 3, &[2], &[0], None, true).is_err());
+    }
+
+    #[test]
+    fn positions_gather_the_values_of_coo_to_csr() {
+        let row = [1i64, 0, 1, 1, 0];
+        let col = [2i64, 1, 0, 2, 1];
+        let val = [1.0f64, 2.0, 3.0, 4.0, 5.0];
+        for sum in [true, false] {
+            let p = coo_to_csr(2, 3, &row, &col, Some(&val), sum).unwrap();
+            let (crow, c, pos) = coo_to_csr_positions(COO, 2, 3, &row, &col, sum).unwrap();
+            assert_eq!((&crow, &c), (&p.crow, &p.col));
+            let mut gathered = vec![0.0; c.len()];
+            for (e, &k) in pos.iter().enumerate() {
+                gathered[k as usize] += val[e];
+            }
+            assert_eq!(gathered, p.values);
+        }
+        let (_, _, pos) = coo_to_csr_positions(COO, 2, 3, &row, &col, true).unwrap();
+        assert_eq!(pos, vec![2, 0, 1, 2, 0]);
+    }
+
+    #[test]
+    fn edge_names_say_num_nodes() {
+        let e = coo_to_csr_positions::<i64>(EDGE_INDEX, 3, 3, &[0], &[3], false).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "edge_index[0][0] = 3 is out of range for 3 nodes (num_nodes)"
+        );
+        let e = coo_to_csr_named::<i64, f32>(EDGE_INDEX, 1 << 40, 1 << 40, &[], &[], None, false)
+            .unwrap_err();
+        assert!(
+            e.to_string().starts_with(
+                "the row pointers of the aggregation matrix (num_nodes + 1) would need"
+            )
+        );
     }
 
     fn limit_what(e: SparseError) -> &'static str {

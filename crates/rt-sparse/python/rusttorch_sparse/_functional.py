@@ -13,7 +13,15 @@ import torch
 from torch import Tensor
 
 from . import _native, _ops
-from ._matrix import CooMatrix, CscMatrix, CsrMatrix
+from ._matrix import (
+    CooMatrix,
+    CscMatrix,
+    CsrMatrix,
+    _index,
+    _num_nodes,
+    _same_index_dtype,
+    _tracks_grad,
+)
 
 _is_compiling = torch.compiler.is_compiling
 _REDUCES = ("sum", "mean", "max", "min")
@@ -107,8 +115,16 @@ def spgemm(
     ``ValueError`` before allocating when the product would hold more than ``max_nnz``
     entries. Columns within a row come in first-touched order, as SciPy and MKL return
     them; ``sort_indices=True`` sorts them (a sort per row, which can cost more than the
-    product on power-law graphs). Not differentiable."""
+    product on power-law graphs). Not differentiable: ``RuntimeError`` when either
+    matrix's values require grad (``.detach()`` them, or run under ``torch.no_grad()``)."""
     a, b = _csr(a), _csr(b)
+    for name, m in (("A", a), ("B", b)):
+        if _tracks_grad(m.values):
+            raise RuntimeError(
+                f"spgemm is not differentiable, but {name}.values requires grad; call "
+                ".detach() on the matrix (or run under torch.no_grad()) to multiply "
+                "without a gradient"
+            )
     if a.index_dtype != b.index_dtype:
         a = CsrMatrix._trusted(a.crow.long(), a.col.long(), a.values, a.shape)
         b = CsrMatrix._trusted(b.crow.long(), b.col.long(), b.values, b.shape)
@@ -169,12 +185,25 @@ def gather_scatter(
     ``x[src]``. Differentiable in ``x``.
     """
     _check_reduce(reduce)
-    n = x.shape[0] if num_nodes is None else int(num_nodes)
+    if not isinstance(x, Tensor):
+        raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+    n = x.shape[0] if num_nodes is None else _num_nodes(num_nodes)
     if _needs_op(x):
-        a = CsrMatrix.from_coo(
-            dst, src, torch.ones(src.shape[0], dtype=x.dtype), (n, x.shape[0]), False
-        )
-        return spmm(a, x, reduce)
+        # Group the edges by destination (the CSR pattern of A[dst, src]) with the custom
+        # op, which torch.compile traces (its fake kernel is exact: one stored entry per
+        # edge), then the differentiable SpMM.
+        if x.dim() != 2:
+            raise ValueError(f"gather_scatter: x must be 2-dimensional, got {x.dim()}")
+        s = _index(src, "src")
+        d = _index(dst, "dst")
+        s, d = _same_index_dtype(s, d)
+        if _is_compiling():
+            crow, col, _ = _ops.coo_to_csr_op(d, s, n, x.shape[0], False, "gather_scatter")
+        else:
+            crow, col, _ = _native.coo_to_csr_positions(
+                d, s, (n, x.shape[0]), False, source="gather_scatter"
+            )
+        return _ops.spmm_op(crow, col, None, x, n, x.shape[0], reduce)  # type: ignore[no-any-return]
     return _native.gather_scatter(x.detach(), src, dst, reduce, n)
 
 

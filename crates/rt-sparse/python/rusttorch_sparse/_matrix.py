@@ -9,15 +9,96 @@ the first violation and its position; there is no switch that turns validation o
 from __future__ import annotations
 
 import importlib
+import operator
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from . import _native
+from . import _native, _ops
 
 _FLOAT_DTYPES = (torch.float32, torch.float64)
+_is_compiling = torch.compiler.is_compiling
+
+
+def _tracks_grad(t: Tensor) -> bool:
+    """Whether autograd records operations on ``t`` here."""
+    return torch.is_grad_enabled() and t.requires_grad
+
+
+def _no_grad_export(values: Tensor, what: str) -> Tensor:
+    """``values`` for a copy outside autograd (SciPy); refused, as ``Tensor.numpy()`` is,
+    when it would drop a gradient."""
+    if _tracks_grad(values):
+        raise RuntimeError(
+            f"{what}: the values require grad, and SciPy cannot carry it; call "
+            ".detach() on the matrix first (or run under torch.no_grad())"
+        )
+    return values.detach()
+
+
+def _coo_to_csr(
+    row: Tensor,
+    col: Tensor,
+    values: Tensor,
+    dims: tuple[int, int],
+    sum_duplicates: bool,
+    source: str = "coo",
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Sorted CSR arrays of COO input. The values keep their autograd history: when they
+    require grad (or ``torch.compile`` traces), the conversion yields each input entry's
+    position and the values are summed into place with ``index_add``, which autograd (and
+    the compiler) follow; otherwise the compiled kernel sums them directly."""
+    if not (_is_compiling() or _tracks_grad(values)):
+        return _native.coo_to_csr(row, col, values, dims, sum_duplicates, source=source)  # type: ignore[no-any-return]
+    if _is_compiling():
+        crow, c, pos = _ops.coo_to_csr_op(row, col, dims[0], dims[1], sum_duplicates, source)
+    else:
+        crow, c, pos = _native.coo_to_csr_positions(row, col, dims, sum_duplicates, source=source)
+    if values.shape[0] != row.shape[0]:
+        what = (
+            "values length (one per edge)"
+            if source != "coo"
+            else "values length (one per stored entry)"
+        )
+        raise ValueError(f"{what}: expected {row.shape[0]}, got {values.shape[0]}")
+    return crow, c, values.new_zeros(c.shape[0]).index_add(0, pos, values)
+
+
+def _transpose(
+    crow: Tensor, col: Tensor, shape: tuple[int, int], result: str
+) -> tuple[Tensor, Tensor, Tensor]:
+    if _is_compiling():
+        return _ops.transpose_op(crow, col, shape[0], shape[1])  # type: ignore[no-any-return]
+    return _native.transpose(crow, col, shape, result=result)  # type: ignore[no-any-return]
+
+
+def _expand_rows(crow: Tensor, col: Tensor, shape: tuple[int, int]) -> Tensor:
+    if _is_compiling():
+        return _ops.expand_rows_op(crow, col, shape[0], shape[1])  # type: ignore[no-any-return]
+    return _native.expand_rows(crow, col, shape)
+
+
+def _dense(
+    crow: Tensor, col: Tensor, values: Tensor, shape: tuple[int, int], max_elements: int
+) -> Tensor:
+    """The dense matrix; built with torch ops (``index_put`` with accumulation, which
+    autograd follows) when the values require grad, by the kernel otherwise."""
+    if not (_is_compiling() or _tracks_grad(values)):
+        return _native.to_dense(crow, col, values, shape, max_elements)
+    n = shape[0] * shape[1]
+    if n > max_elements:
+        raise ValueError(
+            f"the dense matrix would need {n} elements, over the limit of {max_elements}; "
+            "raise the limit (max_elements) if this is intended"
+        )
+    if values.shape[0] != col.shape[0]:
+        raise ValueError(
+            f"values length (one per stored entry): expected {col.shape[0]}, got {values.shape[0]}"
+        )
+    rows = _expand_rows(crow, col, shape)  # validates the pattern
+    return values.new_zeros(shape).index_put((rows, col), values, accumulate=True)
 
 
 def _scipy_sparse() -> Any:
@@ -62,6 +143,35 @@ def _same_index_dtype(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
     if a.dtype != b.dtype:
         return a.to(torch.int64), b.to(torch.int64)
     return a, b
+
+
+def _coo_arrays(t: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """``(row, col, values)`` of a 2-D torch sparse COO tensor, validated. ``_values()``
+    has no autograd history, so a tensor that requires grad is coalesced (after the
+    indices are validated; coalescing is differentiable) and its ``values()`` taken."""
+    if t.dim() != 2:
+        raise ValueError(f"expected a 2-D tensor, got {t.dim()} dimensions")
+    i, v = t._indices(), t._values()
+    if v.dim() != 1:
+        raise ValueError("hybrid sparse tensors (dense trailing dimensions) are not supported")
+    CooMatrix(i[0], i[1], v.detach(), tuple(t.shape))
+    if _tracks_grad(t):
+        c = t.coalesce()
+        i, v = c.indices(), c.values()
+    return i[0], i[1], v
+
+
+def _num_nodes(num_nodes: Any) -> int:
+    """``num_nodes`` as an int; errors name it (not the shape it becomes)."""
+    try:
+        n = operator.index(num_nodes)
+    except TypeError:
+        raise TypeError(f"num_nodes must be an integer, got {type(num_nodes).__name__}") from None
+    if n < 0:
+        raise ValueError(f"invalid argument num_nodes: {n} is negative")
+    if n >= 2**63:
+        raise ValueError(f"invalid argument num_nodes: {n} exceeds the largest int64 index")
+    return n
 
 
 class CsrMatrix:
@@ -126,7 +236,7 @@ class CsrMatrix:
         row, col = _same_index_dtype(row, col)
         values = _values(values, row.shape[0])
         dims = _shape(shape)
-        crow, c, v = _native.coo_to_csr(row, col, values, dims, sum_duplicates)
+        crow, c, v = _coo_to_csr(row, col, values, dims, sum_duplicates)
         return cls._trusted(crow, c, v, dims)
 
     @classmethod
@@ -136,17 +246,22 @@ class CsrMatrix:
         """The ``num_nodes x num_nodes`` aggregation matrix of a PyG-style ``[2, E]`` edge
         index (row 0 sources, row 1 targets): ``A[dst, src]`` holds each edge, so
         ``A @ x`` gathers messages from sources into targets. Parallel edges stay separate
-        entries (so ``reduce="mean"`` counts each)."""
+        entries (so ``reduce="mean"`` counts each). Gradients flow to ``values``."""
         edge_index = torch.as_tensor(edge_index)
         if edge_index.dim() != 2 or edge_index.shape[0] != 2:
             raise ValueError(f"edge_index must have shape [2, E], got {tuple(edge_index.shape)}")
-        src, dst = edge_index[0], edge_index[1]
-        return cls.from_coo(dst, src, values, (num_nodes, num_nodes), sum_duplicates=False)
+        n = _num_nodes(num_nodes)
+        src = _index(edge_index[0], "edge_index[0]")
+        dst = _index(edge_index[1], "edge_index[1]")
+        v = _values(values, src.shape[0])
+        crow, c, v = _coo_to_csr(dst, src, v, (n, n), False, source="edge_index")
+        return cls._trusted(crow, c, v, (n, n))
 
     @classmethod
     def from_torch(cls, t: Tensor) -> CsrMatrix:
         """From a torch sparse CSR, CSC or COO tensor (validated here, unlike torch's
-        default) or a dense 2-D tensor."""
+        default) or a dense 2-D tensor. A tensor that requires grad keeps its autograd
+        history in ``values`` (a dense one at its nonzero entries, as ``to_sparse`` does)."""
         if t.dim() != 2:
             raise ValueError(f"expected a 2-D tensor, got {t.dim()} dimensions")
         if t.layout == torch.sparse_csr:
@@ -159,13 +274,18 @@ class CsrMatrix:
         if t.layout == torch.sparse_csc:
             return CscMatrix.from_torch(t).to_csr()
         if t.layout == torch.sparse_coo:
-            indices = t._indices()
-            return cls.from_coo(indices[0], indices[1], t._values(), tuple(t.shape))
+            row, col, values = _coo_arrays(t)
+            return cls.from_coo(row, col, values, tuple(t.shape))
         if t.layout == torch.strided:
             if t.dtype not in _FLOAT_DTYPES:
                 raise TypeError(f"values have dtype {t.dtype}, expected float32 or float64")
             s = t.detach().to_sparse_csr()
-            return cls(s.crow_indices(), s.col_indices(), s.values(), tuple(t.shape))
+            m = cls(s.crow_indices(), s.col_indices(), s.values(), tuple(t.shape))
+            if _tracks_grad(t):
+                # The same entries, gathered from t itself so that autograd follows them.
+                rows = _expand_rows(m.crow, m.col, m.shape)
+                m = cls._trusted(m.crow, m.col, t[rows, m.col], m.shape)
+            return m
         raise TypeError(f"unsupported layout {t.layout}")
 
     @classmethod
@@ -219,6 +339,10 @@ class CsrMatrix:
             raise ValueError(f"values has {values.shape[0]} entries, expected nnz = {self.nnz}")
         return CsrMatrix._trusted(self.crow, self.col, values, self.shape)
 
+    def detach(self) -> CsrMatrix:
+        """The same matrix with ``values.detach()`` (no autograd history)."""
+        return CsrMatrix._trusted(self.crow, self.col, self.values.detach(), self.shape)
+
     def to_torch(self) -> Tensor:
         """A ``torch.sparse_csr`` tensor sharing these arrays."""
         return torch.sparse_csr_tensor(
@@ -228,16 +352,18 @@ class CsrMatrix:
     def to_scipy(self) -> Any:
         """A ``scipy.sparse.csr_matrix`` (shares memory where NumPy allows)."""
         return _scipy_sparse().csr_matrix(
-            (self.values.detach().numpy(), self.col.numpy(), self.crow.numpy()), shape=self.shape
+            (_no_grad_export(self.values, "to_scipy").numpy(), self.col.numpy(), self.crow.numpy()),
+            shape=self.shape,
         )
 
     def to_dense(self, max_elements: int = _native.DEFAULT_MAX_DENSE_ELEMENTS) -> Tensor:
-        """The dense matrix; ``ValueError`` above ``max_elements`` elements."""
-        return _native.to_dense(self.crow, self.col, self.values.detach(), self.shape, max_elements)
+        """The dense matrix; ``ValueError`` above ``max_elements`` elements.
+        Differentiable in ``values``."""
+        return _dense(self.crow, self.col, self.values, self.shape, max_elements)
 
     def transpose(self) -> CsrMatrix:
         """The transpose, as CSR (columns sorted within rows)."""
-        crow_t, col_t, perm = _native.transpose(self.crow, self.col, self.shape)
+        crow_t, col_t, perm = _transpose(self.crow, self.col, self.shape, "transpose")
         return CsrMatrix._trusted(crow_t, col_t, self.values[perm], (self.shape[1], self.shape[0]))
 
     @property
@@ -247,12 +373,12 @@ class CsrMatrix:
 
     def to_csc(self) -> CscMatrix:
         """The same matrix in CSC layout."""
-        ccol, row, perm = _native.transpose(self.crow, self.col, self.shape, result="csc")
+        ccol, row, perm = _transpose(self.crow, self.col, self.shape, "csc")
         return CscMatrix._trusted(ccol, row, self.values[perm], self.shape)
 
     def to_coo(self) -> CooMatrix:
         """The same matrix in COO layout (row-major order)."""
-        rows = _native.expand_rows(self.crow, self.col, self.shape)
+        rows = _expand_rows(self.crow, self.col, self.shape)
         return CooMatrix._trusted(rows, self.col, self.values, self.shape)
 
     def to_csr(self) -> CsrMatrix:
@@ -343,9 +469,7 @@ class CscMatrix:
     def to_csr(self) -> CsrMatrix:
         """The same matrix in CSR layout."""
         # The CSC arrays are the CSR arrays of the transpose.
-        crow, col, perm = _native.transpose(
-            self.ccol, self.row, (self.shape[1], self.shape[0]), result="csr"
-        )
+        crow, col, perm = _transpose(self.ccol, self.row, (self.shape[1], self.shape[0]), "csr")
         return CsrMatrix._trusted(crow, col, self.values[perm], self.shape)
 
     def to_coo(self) -> CooMatrix:
@@ -360,6 +484,10 @@ class CscMatrix:
         """The transpose, as CSR (sharing these arrays)."""
         return CsrMatrix._trusted(self.ccol, self.row, self.values, (self.shape[1], self.shape[0]))
 
+    def detach(self) -> CscMatrix:
+        """The same matrix with ``values.detach()`` (no autograd history)."""
+        return CscMatrix._trusted(self.ccol, self.row, self.values.detach(), self.shape)
+
     def to_torch(self) -> Tensor:
         """A ``torch.sparse_csc`` tensor sharing these arrays."""
         return torch.sparse_csc_tensor(
@@ -369,7 +497,8 @@ class CscMatrix:
     def to_scipy(self) -> Any:
         """A ``scipy.sparse.csc_matrix``."""
         return _scipy_sparse().csc_matrix(
-            (self.values.detach().numpy(), self.row.numpy(), self.ccol.numpy()), shape=self.shape
+            (_no_grad_export(self.values, "to_scipy").numpy(), self.row.numpy(), self.ccol.numpy()),
+            shape=self.shape,
         )
 
     def to_dense(self, max_elements: int = _native.DEFAULT_MAX_DENSE_ELEMENTS) -> Tensor:
@@ -411,13 +540,12 @@ class CooMatrix:
 
     @classmethod
     def from_torch(cls, t: Tensor) -> CooMatrix:
-        """From a torch sparse COO tensor (validated, not coalesced) or any tensor
+        """From a torch sparse COO tensor (validated, not coalesced, unless it requires
+        grad: then coalesced, so that ``values`` keep their autograd history) or any tensor
         ``CsrMatrix.from_torch`` takes."""
         if t.layout == torch.sparse_coo:
-            if t.dim() != 2:
-                raise ValueError(f"expected a 2-D tensor, got {t.dim()} dimensions")
-            i = t._indices()
-            return cls(i[0], i[1], t._values(), tuple(t.shape))
+            row, col, values = _coo_arrays(t)
+            return cls._trusted(row, col, values, (int(t.shape[0]), int(t.shape[1])))
         return CsrMatrix.from_torch(t).to_coo()
 
     @classmethod
@@ -457,6 +585,10 @@ class CooMatrix:
         """The transpose (swaps the index arrays)."""
         return CooMatrix._trusted(self.col, self.row, self.values, (self.shape[1], self.shape[0]))
 
+    def detach(self) -> CooMatrix:
+        """The same matrix with ``values.detach()`` (no autograd history)."""
+        return CooMatrix._trusted(self.row, self.col, self.values.detach(), self.shape)
+
     def to_torch(self) -> Tensor:
         """A ``torch.sparse_coo`` tensor."""
         return torch.sparse_coo_tensor(
@@ -466,7 +598,11 @@ class CooMatrix:
     def to_scipy(self) -> Any:
         """A ``scipy.sparse.coo_matrix``."""
         return _scipy_sparse().coo_matrix(
-            (self.values.detach().numpy(), (self.row.numpy(), self.col.numpy())), shape=self.shape
+            (
+                _no_grad_export(self.values, "to_scipy").numpy(),
+                (self.row.numpy(), self.col.numpy()),
+            ),
+            shape=self.shape,
         )
 
     def to_dense(self, max_elements: int = _native.DEFAULT_MAX_DENSE_ELEMENTS) -> Tensor:

@@ -46,9 +46,28 @@ def check_coo_arrays(row: Any, col: Any, values: Any | None, shape: tuple[int, i
     """Validate COO arrays."""
 
 def coo_to_csr(
-    row: Any, col: Any, values: Any, shape: tuple[int, int], sum_duplicates: bool = True
+    row: Any,
+    col: Any,
+    values: Any,
+    shape: tuple[int, int],
+    sum_duplicates: bool = True,
+    *,
+    source: str = "coo",
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Sorted CSR arrays ``(crow, col, values)`` of COO input."""
+    """Sorted CSR arrays ``(crow, col, values)`` of COO input. ``source`` names the arrays
+    in errors: ``"coo"``, ``"edge_index"`` (``shape = (num_nodes, num_nodes)``, rows are
+    ``edge_index[1]``) or ``"gather_scatter"`` (rows ``dst``, columns ``src``)."""
+
+def coo_to_csr_positions(
+    row: Any,
+    col: Any,
+    shape: tuple[int, int],
+    sum_duplicates: bool = True,
+    *,
+    source: str = "coo",
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(crow, col, pos)``: the pattern of ``coo_to_csr`` and, for every input entry, the
+    stored entry it lands in, so the values are ``zeros(nnz).index_add(0, pos, values)``."""
 
 def transpose(
     crow: Any, col: Any, shape: tuple[int, int], *, result: str = "transpose"

@@ -48,6 +48,28 @@ def _(crow: Tensor, col: Tensor, nrows: int, ncols: int) -> Tensor:
     return col.new_empty(col.shape)
 
 
+@torch.library.custom_op("rusttorch_sparse::coo_to_csr", mutates_args=())
+def coo_to_csr_op(
+    row: Tensor, col: Tensor, nrows: int, ncols: int, sum_duplicates: bool, source: str
+) -> tuple[Tensor, Tensor, Tensor]:
+    """``(crow, col, pos)``: the sorted CSR pattern of COO input and, for each input entry,
+    the stored entry it lands in (the values are ``zeros(nnz).index_add(0, pos, values)``)."""
+    crow, c, pos = _native.coo_to_csr_positions(
+        row, col, (nrows, ncols), sum_duplicates, source=source
+    )
+    return crow, c, pos
+
+
+@coo_to_csr_op.register_fake
+def _(
+    row: Tensor, col: Tensor, nrows: int, ncols: int, sum_duplicates: bool, source: str
+) -> tuple[Tensor, Tensor, Tensor]:
+    # Without summing, every entry is stored: the size is exact. Summing duplicates makes
+    # it depend on the data.
+    nnz = torch.library.get_ctx().new_dynamic_size() if sum_duplicates else row.shape[0]
+    return row.new_empty(nrows + 1), row.new_empty(nnz), row.new_empty(row.shape)
+
+
 def _transposed(crow: Tensor, col: Tensor, nrows: int, ncols: int) -> tuple[Tensor, Tensor, Tensor]:
     return transpose_op(crow, col, nrows, ncols)  # type: ignore[no-any-return]
 
@@ -185,6 +207,34 @@ def softmax_backward_op(
 @softmax_backward_op.register_fake
 def _(crow: Tensor, col: Tensor, y: Tensor, grad: Tensor, nrows: int, ncols: int) -> Tensor:
     return y.new_empty(y.shape)
+
+
+def _softmax_backward_setup(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:
+    crow, col, y, grad, nrows, ncols = inputs
+    ctx.save_for_backward(crow, col, y, grad)
+    ctx.dims = (nrows, ncols)
+
+
+def _softmax_backward_backward(ctx: Any, u: Tensor) -> tuple[Any, ...]:
+    # dx = y * (g - s) with s = rowsum(y * g), so (t = rowsum(u * y)):
+    # d/dg = y * (u - t) = softmax_backward(y, u), d/dy = u * (g - s) - g * t.
+    crow, col, y, g = ctx.saved_tensors
+    nrows, ncols = ctx.dims
+    u = u.contiguous()
+    grad_y = grad_g = None
+    if ctx.needs_input_grad[3]:
+        grad_g = softmax_backward_op(crow, col, y, u, nrows, ncols)
+    if ctx.needs_input_grad[2]:
+        rows = expand_rows_op(crow, col, nrows, ncols)
+        s = y.new_zeros(nrows).index_add(0, rows, y * g)[rows]
+        t = y.new_zeros(nrows).index_add(0, rows, u * y)[rows]
+        grad_y = u * (g - s) - g * t
+    return None, None, grad_y, grad_g, None, None
+
+
+softmax_backward_op.register_autograd(
+    _softmax_backward_backward, setup_context=_softmax_backward_setup
+)
 
 
 def _softmax_setup(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:

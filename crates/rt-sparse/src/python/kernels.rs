@@ -298,7 +298,7 @@ pub(crate) fn gather_scatter<'py>(
     let it = index_dtype(op, &[&src, &dst])?;
     let vt = value_dtype(op, &[&x])?;
     dispatch!(it, vt, |I, V| {
-        let (n, _) = crate::pattern::check_shape::<I>(num_nodes, 0)?;
+        let n = super::matrix::check_num_nodes::<I>(num_nodes)?;
         let (n_src, d) = (x.shape()[0], x.shape()[1]);
         let (xs, ss, ds) = (x.slice::<V>()?, src.slice::<I>()?, dst.slice::<I>()?);
         // Grouped here rather than in `spmm_k::gather_scatter` so that the source count

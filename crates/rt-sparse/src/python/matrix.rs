@@ -6,7 +6,8 @@ use rt_view::DType;
 use rt_view::python::run_released;
 
 use super::convert::{Arg, dispatch, fill_new, index_dtype, value_dtype, vec_to_torch};
-use crate::convert;
+use crate::convert::{self, CooNames};
+use crate::error::SparseError;
 use crate::error::check_len;
 use crate::pattern::{CSC, CSR, CsrPattern, Names, Order, check_coo, check_shape};
 use crate::scalar::Index;
@@ -123,9 +124,51 @@ pub(crate) fn check_coo_arrays(
     })
 }
 
+fn coo_names(source: &str) -> PyResult<CooNames> {
+    match source {
+        "coo" => Ok(convert::COO),
+        "edge_index" => Ok(convert::EDGE_INDEX),
+        "gather_scatter" => Ok(convert::EDGES),
+        _ => Err(PyValueError::new_err(format!(
+            "source must be \"coo\", \"edge_index\" or \"gather_scatter\", got {source:?}"
+        ))),
+    }
+}
+
+/// `num_nodes` as a dimension of index type `I`, or an error that names it.
+pub(crate) fn check_num_nodes<I: Index>(num_nodes: i64) -> Result<usize, SparseError> {
+    let bad = |reason: String| SparseError::InvalidArgument {
+        name: "num_nodes",
+        reason,
+    };
+    if num_nodes < 0 {
+        return Err(bad(format!("{num_nodes} is negative")));
+    }
+    let max = I::MAX as i64;
+    if num_nodes > max {
+        return Err(bad(format!(
+            "{num_nodes} exceeds the largest {} index ({max})",
+            I::DTYPE
+        )));
+    }
+    usize::try_from(num_nodes).map_err(|_| bad(format!("{num_nodes} does not fit in memory")))
+}
+
+/// The shape of a COO -> CSR conversion, with errors naming `num_nodes` for edges.
+fn coo_shape<I: Index>(names: CooNames, shape: (i64, i64)) -> Result<(usize, usize), SparseError> {
+    if names == convert::COO {
+        return check_shape::<I>(shape.0, shape.1);
+    }
+    let n = check_num_nodes::<I>(shape.0)?;
+    let (_, ncols) = check_shape::<I>(0, shape.1)?;
+    Ok((n, ncols))
+}
+
 /// COO arrays to sorted CSR arrays `(crow, col, values)`, summing duplicates if asked.
+/// `source` names the arrays in errors: `"coo"`, `"edge_index"` (a `[2, E]` edge index,
+/// `shape = (num_nodes, num_nodes)`) or `"gather_scatter"` (`dst`, `src`).
 #[pyfunction]
-#[pyo3(signature = (row, col, values, shape, sum_duplicates = true))]
+#[pyo3(signature = (row, col, values, shape, sum_duplicates = true, *, source = "coo"))]
 pub(crate) fn coo_to_csr<'py>(
     py: Python<'py>,
     row: &Bound<'py, PyAny>,
@@ -133,10 +176,12 @@ pub(crate) fn coo_to_csr<'py>(
     values: &Bound<'py, PyAny>,
     shape: (i64, i64),
     sum_duplicates: bool,
+    source: &str,
 ) -> PyResult<Bound<'py, PyAny>> {
     let op = "from_coo";
-    let row = Arg::new("row", row)?;
-    let col = Arg::new("col", col)?;
+    let names = coo_names(source)?;
+    let row = Arg::new(names.row, row)?;
+    let col = Arg::new(names.col, col)?;
     let values = Arg::new("values", values)?;
     for a in [&row, &col, &values] {
         a.expect_ndim(op, 1)?;
@@ -144,15 +189,53 @@ pub(crate) fn coo_to_csr<'py>(
     let it = index_dtype(op, &[&row, &col])?;
     let vt = value_dtype(op, &[&values])?;
     dispatch!(it, vt, |I, V| {
-        let (nr, nc) = check_shape::<I>(shape.0, shape.1)?;
+        let (nr, nc) = coo_shape::<I>(names, shape)?;
         let (r, c, v) = (row.slice::<I>()?, col.slice::<I>()?, values.slice::<V>()?);
         let parts = run_released(py, r.len(), || {
-            convert::coo_to_csr(nr, nc, &r, &c, Some(&v), sum_duplicates)
+            convert::coo_to_csr_named(names, nr, nc, &r, &c, Some(&v), sum_duplicates)
         })?;
         let crow = vec_to_torch(py, &parts.crow, &[parts.crow.len()])?;
         let colt = vec_to_torch(py, &parts.col, &[parts.col.len()])?;
         let vals = vec_to_torch(py, &parts.values, &[parts.values.len()])?;
         Ok((crow, colt, vals).into_pyobject(py)?.into_any())
+    })
+}
+
+/// The pattern of [`coo_to_csr`] and each input entry's position in it:
+/// `(crow, col, pos)`, all of the index dtype; the values are
+/// `zeros(nnz).index_add(0, pos, values)` (differentiable in torch).
+#[pyfunction]
+#[pyo3(signature = (row, col, shape, sum_duplicates = true, *, source = "coo"))]
+pub(crate) fn coo_to_csr_positions<'py>(
+    py: Python<'py>,
+    row: &Bound<'py, PyAny>,
+    col: &Bound<'py, PyAny>,
+    shape: (i64, i64),
+    sum_duplicates: bool,
+    source: &str,
+) -> PyResult<Bound<'py, PyAny>> {
+    let op = "from_coo";
+    let names = coo_names(source)?;
+    let row = Arg::new(names.row, row)?;
+    let col = Arg::new(names.col, col)?;
+    for a in [&row, &col] {
+        a.expect_ndim(op, 1)?;
+    }
+    let it = index_dtype(op, &[&row, &col])?;
+    dispatch!(it, DType::Float32, |I, V| {
+        let _ = std::marker::PhantomData::<V>;
+        let (nr, nc) = coo_shape::<I>(names, shape)?;
+        let (r, c) = (row.slice::<I>()?, col.slice::<I>()?);
+        let (crow, colv, pos) = run_released(py, r.len(), || {
+            convert::coo_to_csr_positions(names, nr, nc, &r, &c, sum_duplicates)
+        })?;
+        Ok((
+            vec_to_torch(py, &crow, &[crow.len()])?,
+            vec_to_torch(py, &colv, &[colv.len()])?,
+            vec_to_torch(py, &pos, &[pos.len()])?,
+        )
+            .into_pyobject(py)?
+            .into_any())
     })
 }
 

@@ -25,6 +25,7 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(matrix::check_compressed, m)?)?;
     m.add_function(wrap_pyfunction!(matrix::check_coo_arrays, m)?)?;
     m.add_function(wrap_pyfunction!(matrix::coo_to_csr, m)?)?;
+    m.add_function(wrap_pyfunction!(matrix::coo_to_csr_positions, m)?)?;
     m.add_function(wrap_pyfunction!(matrix::transpose, m)?)?;
     m.add_function(wrap_pyfunction!(matrix::expand_rows, m)?)?;
     m.add_function(wrap_pyfunction!(matrix::to_dense, m)?)?;
