@@ -206,3 +206,81 @@ def test_pattern_builders() -> None:
     per_block = d.reshape(8, 8, 8, 8).any(dim=(1, 3)).sum(1)
     assert per_block[2:-1].eq(1 + 3 + 2).all()  # global + 3 window + 2 random blocks
     assert per_block[1] == 3 + 2  # its window already holds the global block
+
+
+# ---- NaN propagates (as in the dense torch references) -------------------------------
+
+
+def with_nans(t: torch.Tensor, rows: list[int], col: int = 1) -> torch.Tensor:
+    t = t.clone()
+    t[rows, col] = float("nan")
+    return t
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_sddmm_propagates_nan(dtype: torch.dtype) -> None:
+    a = random_csr(12, 10, 50, seed=20, dtype=dtype)
+    g = torch.Generator().manual_seed(21)
+    q = with_nans(torch.randn(12, 6, dtype=dtype, generator=g), [0, 5])
+    k = with_nans(torch.randn(10, 6, dtype=dtype, generator=g), [3])
+    got = rs.sddmm(a, q, k, scale=0.5).values
+    want = 0.5 * (q @ k.t())[rows_of(a), a.col.long()]
+    assert got.isnan().any() and not got.isnan().all()
+    torch.testing.assert_close(got, want, equal_nan=True, **tol(dtype))
+
+
+def masked_attention_reference(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor, scale: float
+) -> torch.Tensor:
+    """Dense masked attention in which a value row outside a query's pattern cannot
+    reach it (``0 * nan`` would, in a plain ``p @ v``)."""
+    s = (q @ k.t() * scale).masked_fill(~mask, float("-inf"))
+    p = torch.softmax(s, dim=-1)
+    terms = torch.where(mask[:, :, None], p[:, :, None] * v[None], 0.0)
+    return terms.sum(1)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("where", ["q", "k", "v"])
+def test_sparse_attention_propagates_nan(dtype: torch.dtype, where: str) -> None:
+    n, m, d, dv = 14, 11, 5, 4
+    pattern = random_csr(n, m, 50, seed=22, dtype=dtype)
+    g = torch.Generator().manual_seed(23)
+    q = torch.randn(n, d, dtype=dtype, generator=g)
+    k = torch.randn(m, d, dtype=dtype, generator=g)
+    v = torch.randn(m, dv, dtype=dtype, generator=g)
+    if where == "q":
+        q = with_nans(q, [2, 7])
+    elif where == "k":
+        k = with_nans(k, [4])
+    else:
+        v = with_nans(v, [4, 9])
+    mask = pattern.to_dense() != 0
+    got = rs.sparse_attention(q, k, v, pattern, scale=0.4)
+    want = masked_attention_reference(q, k, v, mask, 0.4)
+    assert got.isnan().any() and not got.isnan().all()
+    torch.testing.assert_close(got, want, equal_nan=True, **tol(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("reduce", ["sum", "mean", "max", "min"])
+def test_gather_scatter_propagates_nan(dtype: torch.dtype, reduce: str) -> None:
+    g = torch.Generator().manual_seed(24)
+    x = with_nans(torch.randn(30, 6, dtype=dtype, generator=g), [3, 17], col=2)
+    x[8, 4] = float("nan")
+    src = torch.randint(0, 30, (120,), generator=g)
+    dst = torch.randint(0, 35, (120,), generator=g)
+    got = rs.gather_scatter(x, src, dst, reduce, num_nodes=35)
+    msgs = x[src]
+    if reduce == "sum":
+        want = torch.zeros(35, 6, dtype=dtype).index_add_(0, dst, msgs)
+    else:
+        op = {"mean": "mean", "max": "amax", "min": "amin"}[reduce]
+        want = torch.zeros(35, 6, dtype=dtype).scatter_reduce_(
+            0, dst[:, None].expand(-1, 6), msgs, op, include_self=False
+        )
+    assert want.isnan().any()
+    torch.testing.assert_close(got, want, equal_nan=True, **tol(dtype))
+    # The differentiable path (autograd recording) gives the same.
+    got = rs.gather_scatter(x.requires_grad_(), src, dst, reduce, num_nodes=35)
+    torch.testing.assert_close(got.detach(), want, equal_nan=True, **tol(dtype))
