@@ -200,3 +200,10 @@ def test_what_cannot_carry_a_gradient_refuses_instead_of_dropping_it() -> None:
     with torch.no_grad():
         assert rs.spgemm(a, b).shape == (5, 5)
         assert a.to_csr().to_dense().grad_fn is None
+
+
+def test_sparse_softmax_double_backward() -> None:
+    # softmax_backward has its own autograd formula, so second derivatives work.
+    a = random_csr(7, 5, 18, seed=14)
+    v = leaf(a.values)
+    assert torch.autograd.gradgradcheck(lambda v: rs.sparse_softmax(a.with_values(v)).values, (v,))

@@ -154,6 +154,8 @@ def _have_cxx() -> bool:
 
 @pytest.mark.skipif(not _have_cxx(), reason="inductor compiles C++ on CPU: no C++ compiler")
 def test_compile_inductor_fullgraph_forward_and_backward() -> None:
+    # About 8 s on a 2-core VM, nearly all of it inductor's own start-up (compiling
+    # `x.sin().sum()` costs the same): one such test for the whole suite.
     torch._dynamo.reset()
     pattern = rs.sliding_window(16, 4)
     a = random_csr(16, 16, 50, seed=5, dtype=torch.float32)
@@ -162,10 +164,11 @@ def test_compile_inductor_fullgraph_forward_and_backward() -> None:
     dst = torch.randint(0, 16, (40,), generator=g)
 
     def layer(x: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
-        h = torch.relu(rs.spmm(a, x, "mean") * 2 + 1)
-        h = h + rs.gather_scatter(h, src, dst, "max")
+        # Few torch ops around the custom ops: each fused group is a C++ kernel to build.
+        h = torch.relu(rs.spmm(a, x, "mean"))
+        h = rs.gather_scatter(h, src, dst, "max")
         att = rs.sparse_attention(q, h, h, pattern)
-        return rs.sparse_softmax(rs.sddmm(a, att, h)).values.sum() + att.square().mean()
+        return rs.sparse_softmax(rs.sddmm(a, att, h)).values.sum()
 
     compiled = torch.compile(layer, fullgraph=True, backend="inductor")
     x = torch.randn(16, 8, generator=g, requires_grad=True)
