@@ -51,7 +51,7 @@ def _coo_to_csr(
     position and the values are summed into place with ``index_add``, which autograd (and
     the compiler) follow; otherwise the compiled kernel sums them directly."""
     if not (_is_compiling() or _tracks_grad(values)):
-        return _native.coo_to_csr(row, col, values, dims, sum_duplicates, source=source)  # type: ignore[no-any-return]
+        return _native.coo_to_csr(row, col, values, dims, sum_duplicates, source=source)
     if _is_compiling():
         crow, c, pos = _ops.coo_to_csr_op(row, col, dims[0], dims[1], sum_duplicates, source)
     else:
@@ -71,7 +71,7 @@ def _transpose(
 ) -> tuple[Tensor, Tensor, Tensor]:
     if _is_compiling():
         return _ops.transpose_op(crow, col, shape[0], shape[1])  # type: ignore[no-any-return]
-    return _native.transpose(crow, col, shape, result=result)  # type: ignore[no-any-return]
+    return _native.transpose(crow, col, shape, result=result)
 
 
 def _expand_rows(crow: Tensor, col: Tensor, shape: tuple[int, int]) -> Tensor:
