@@ -126,14 +126,16 @@ def test_gather_scatter_compiles_fullgraph_forward_and_backward(reduce: str) -> 
         torch.testing.assert_close(compiled(x), ref)
 
 
-def test_from_coo_and_conversions_compile_fullgraph() -> None:
+@pytest.mark.parametrize("sum_duplicates", [False, True])
+def test_from_coo_and_conversions_compile_fullgraph(sum_duplicates: bool) -> None:
+    # Summing duplicates, the stored entries' count is data-dependent (an unbacked size).
     torch._dynamo.reset()
     g = torch.Generator().manual_seed(4)
     row = torch.randint(0, 6, (30,), generator=g)
     col = torch.randint(0, 5, (30,), generator=g)
 
     def f(v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        a = rs.CsrMatrix.from_coo(row, col, v, (6, 5), sum_duplicates=False)
+        a = rs.CsrMatrix.from_coo(row, col, v, (6, 5), sum_duplicates=sum_duplicates)
         return rs.spmm(a.T, rs.spmm(a, x)) + a.to_coo().to_dense().sum()
 
     compiled = torch.compile(f, fullgraph=True, backend="aot_eager")
