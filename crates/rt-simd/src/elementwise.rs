@@ -7,7 +7,7 @@
 use crate::dispatch::{Isa, Kernel, SimdLevel, dispatch_at, simd_level};
 use crate::error::{Result, SimdError, check_len};
 use crate::math::{self, opaque};
-use crate::parallel::{chunk_len, run_tasks, worth_parallel};
+use crate::parallel::{chunk_len, chunk_len_for_work, run_tasks, worth_parallel};
 use crate::real::{Real, madd};
 use crate::storage::Storage;
 
@@ -73,6 +73,10 @@ impl Activation {
 
 /// A function of one element, inlined into every level's loop.
 pub(crate) trait UnaryFn<T: Real>: Copy + Send + Sync {
+    /// Its time per element relative to a memory-bound map such as relu (one thread, data
+    /// in L2, AVX-512: exp, the logistic family and tanh 2.5-3.3x, gelu and softplus ~6x):
+    /// what decides when a call is worth splitting over the pool.
+    const COST: usize = 1;
     fn call<I: Isa>(self, x: T) -> T;
 }
 
@@ -88,12 +92,16 @@ pub(crate) trait ParamFn<T: Real>: Copy + Send + Sync {
 
 macro_rules! unary_fn {
     ($name:ident $({ $($field:ident),* })?, |$self_:ident, $x:ident| $body:expr) => {
+        unary_fn!($name $({ $($field),* })?, cost 1, |$self_, $x| $body);
+    };
+    ($name:ident $({ $($field:ident),* })?, cost $cost:expr, |$self_:ident, $x:ident| $body:expr) => {
         #[derive(Clone, Copy)]
         pub(crate) struct $name<T> {
             $($($field: T,)*)?
             _t: std::marker::PhantomData<T>,
         }
         impl<T: Real> UnaryFn<T> for $name<T> {
+            const COST: usize = $cost;
             #[inline(always)]
             #[allow(unused_variables)]
             fn call<I: Isa>($self_, $x: T) -> T {
@@ -109,20 +117,21 @@ unary_fn!(LeakyReluFn { slope }, |self, x| if x > T::ZERO {
 } else {
     x * self.slope
 });
-unary_fn!(GeluFn, |self, x| math::gelu_erf::<T, I>(x));
-unary_fn!(GeluTanhFn, |self, x| math::gelu_tanh::<T, I>(x));
-unary_fn!(SiluFn, |self, x| math::silu::<T, I>(x));
-unary_fn!(SigmoidFn, |self, x| math::sigmoid::<T, I>(x));
-unary_fn!(TanhFn, |self, x| math::tanh::<T, I>(x));
+unary_fn!(GeluFn, cost 6, |self, x| math::gelu_erf::<T, I>(x));
+unary_fn!(GeluTanhFn, cost 3, |self, x| math::gelu_tanh::<T, I>(x));
+unary_fn!(SiluFn, cost 3, |self, x| math::silu::<T, I>(x));
+unary_fn!(SigmoidFn, cost 3, |self, x| math::sigmoid::<T, I>(x));
+unary_fn!(TanhFn, cost 3, |self, x| math::tanh::<T, I>(x));
 unary_fn!(
     SoftplusFn {
         beta,
         inv_beta,
         threshold
     },
+    cost 6,
     |self, x| math::softplus::<T, I>(x, self.beta, self.inv_beta, self.threshold)
 );
-unary_fn!(ExpFn, |self, x| math::exp::<T, I>(x));
+unary_fn!(ExpFn, cost 3, |self, x| math::exp::<T, I>(x));
 // torch.clamp: min(max(x, lo), hi), NaN kept; lo > hi gives hi.
 unary_fn!(ClampFn { lo, hi }, |self, x| {
     let y = if x < self.lo { self.lo } else { x };
@@ -300,11 +309,12 @@ fn run_map<S: Storage, F: UnaryFn<S::Compute>>(
     f: F,
 ) -> Result<()> {
     let n = out.len();
-    if !worth_parallel(n) {
+    let work = n.saturating_mul(F::COST);
+    if !worth_parallel(work) {
         dispatch_at(level, Map { input, out, f });
         return Ok(());
     }
-    let chunk = chunk_len(n, 64);
+    let chunk = chunk_len_for_work(n, F::COST, 64);
     match input {
         Some(input) => run_tasks(
             out.chunks_mut(chunk).zip(input.chunks(chunk)).collect(),

@@ -34,13 +34,21 @@ const FINISH_WAIT: Duration = Duration::from_micros(300);
 /// four chunks per thread, so that the shared queue can even out uneven progress, none
 /// smaller than [`PARALLEL_MIN_ELEMENTS`] / 4.
 pub fn chunk_len(n: usize, granule: usize) -> usize {
+    chunk_len_for_work(n, 1, granule)
+}
+
+/// [`chunk_len`] for `n` elements that each cost `cost` times a memory-bound element:
+/// the smallest chunk shrinks in proportion, so that costly maps of mid-sized inputs still
+/// give every thread some of the work.
+pub fn chunk_len_for_work(n: usize, cost: usize, granule: usize) -> usize {
     let granule = granule.max(1);
     let threads = threads::get_num_threads().max(1);
-    let target = (n / (threads * 4)).max(PARALLEL_MIN_ELEMENTS / 4);
+    let target = (n / (threads * 4)).max(PARALLEL_MIN_ELEMENTS / 4 / cost.max(1));
     target.div_ceil(granule).max(1) * granule
 }
 
-/// True when `n` elements of work are worth spreading over more than one thread.
+/// True when `n` elements of work (memory-bound elements, or the equivalent) are worth
+/// spreading over more than one thread.
 pub fn worth_parallel(n: usize) -> bool {
     n >= PARALLEL_MIN_ELEMENTS && threads::get_num_threads() > 1
 }
