@@ -351,9 +351,10 @@ class CsrMatrix:
 
     def to_scipy(self) -> Any:
         """A ``scipy.sparse.csr_matrix`` (shares memory where NumPy allows)."""
+        # The gradient check first: it needs no SciPy.
+        values = _no_grad_export(self.values, "to_scipy").numpy()
         return _scipy_sparse().csr_matrix(
-            (_no_grad_export(self.values, "to_scipy").numpy(), self.col.numpy(), self.crow.numpy()),
-            shape=self.shape,
+            (values, self.col.numpy(), self.crow.numpy()), shape=self.shape
         )
 
     def to_dense(self, max_elements: int = _native.DEFAULT_MAX_DENSE_ELEMENTS) -> Tensor:
@@ -496,9 +497,9 @@ class CscMatrix:
 
     def to_scipy(self) -> Any:
         """A ``scipy.sparse.csc_matrix``."""
+        values = _no_grad_export(self.values, "to_scipy").numpy()
         return _scipy_sparse().csc_matrix(
-            (_no_grad_export(self.values, "to_scipy").numpy(), self.row.numpy(), self.ccol.numpy()),
-            shape=self.shape,
+            (values, self.row.numpy(), self.ccol.numpy()), shape=self.shape
         )
 
     def to_dense(self, max_elements: int = _native.DEFAULT_MAX_DENSE_ELEMENTS) -> Tensor:
@@ -597,12 +598,9 @@ class CooMatrix:
 
     def to_scipy(self) -> Any:
         """A ``scipy.sparse.coo_matrix``."""
+        values = _no_grad_export(self.values, "to_scipy").numpy()
         return _scipy_sparse().coo_matrix(
-            (
-                _no_grad_export(self.values, "to_scipy").numpy(),
-                (self.row.numpy(), self.col.numpy()),
-            ),
-            shape=self.shape,
+            (values, (self.row.numpy(), self.col.numpy())), shape=self.shape
         )
 
     def to_dense(self, max_elements: int = _native.DEFAULT_MAX_DENSE_ELEMENTS) -> Tensor:
