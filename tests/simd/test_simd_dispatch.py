@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 
 import pytest
 import torch
@@ -137,39 +138,16 @@ LONG_CALLS = {
 
 
 @pytest.mark.parametrize("name", sorted(LONG_CALLS))
-def test_large_calls_release_the_gil(name: str) -> None:
-    import threading
-    import time
-
-    call = LONG_CALLS[name]
+def test_large_calls_release_the_gil(
+    name: str, assert_releases_gil: Callable[[str, Callable[[], object]], None]
+) -> None:
     # Several times slower per element, one thread: calls long enough to tell, from little
     # memory.
     rs.set_simd_level("scalar")
     threads = rs.get_num_threads()
     rs.set_num_threads(1)
-    stamps: list[float] = []
-    stop = False
-
-    def count() -> None:
-        while not stop:
-            stamps.append(time.perf_counter())
-            time.sleep(0.0005)
-
     try:
-        call()  # warm up the pool and the pages
-        t = threading.Thread(target=count)
-        t.start()
-        time.sleep(0.02)
-        start = time.perf_counter()
-        call()
-        end = time.perf_counter()
-        stop = True
-        t.join()
+        assert_releases_gil(name, LONG_CALLS[name])
     finally:
         rs.set_simd_level(None)
         rs.set_num_threads(threads)
-    assert end - start > 0.03, f"{name}: the call was too short to tell"
-    # Holding the GIL for the call, the other thread could run only in the one switch
-    # interval (5 ms) before the call took it.
-    during = [s for s in stamps if start + 0.012 < s < end - 0.002]
-    assert len(during) >= 5, f"{name}: {len(during)} stamps during a {end - start:.3f} s call"

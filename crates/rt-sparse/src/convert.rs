@@ -312,15 +312,8 @@ pub fn expand_rows<I: Index>(a: &CsrPattern<'_, I>) -> Result<Vec<I>> {
 /// Checks that an `nrows x ncols` dense result stays within `max_elements`.
 pub fn check_dense_size(nrows: usize, ncols: usize, max_elements: usize) -> Result<usize> {
     let n = (nrows as u128) * (ncols as u128);
-    if n > max_elements as u128 {
-        return Err(SparseError::LimitExceeded {
-            what: "the dense matrix",
-            requested: n,
-            limit: max_elements as u128,
-            unit: "elements",
-            knob: "max_elements",
-        });
-    }
+    let limit = max_elements as u128;
+    crate::limits::check_limit("the dense matrix", n, limit, "elements", "max_elements")?;
     usize::try_from(n).map_err(|_| SparseError::InvalidShape {
         shape: vec![nrows as i64, ncols as i64],
         reason: "the dense matrix does not fit in memory".into(),

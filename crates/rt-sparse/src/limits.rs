@@ -43,13 +43,25 @@ pub(crate) fn check_dim_buffer(what: &'static str, entries: u128) -> Result<()> 
 }
 
 fn check_against(what: &'static str, entries: u128, limit: usize) -> Result<()> {
-    if entries > limit as u128 {
+    check_limit(what, entries, limit as u128, "entries", KNOB)
+}
+
+/// `LimitExceeded` when `requested` units of `what` pass `limit`; `knob` names what the
+/// caller can change. The one place every explicit limit of the crate is enforced.
+pub(crate) fn check_limit(
+    what: &'static str,
+    requested: u128,
+    limit: u128,
+    unit: &'static str,
+    knob: &'static str,
+) -> Result<()> {
+    if requested > limit {
         return Err(SparseError::LimitExceeded {
             what,
-            requested: entries,
-            limit: limit as u128,
-            unit: "entries",
-            knob: KNOB,
+            requested,
+            limit,
+            unit,
+            knob,
         });
     }
     Ok(())

@@ -22,16 +22,14 @@ pub const MAX_PATTERN_NNZ: usize = 1 << 31;
 /// `LimitExceeded` unless a pattern of `total` stored entries stays within
 /// [`MAX_PATTERN_NNZ`]; `knob` names the arguments that shrink it.
 fn check_total(total: u128, knob: &'static str) -> Result<()> {
-    if total > MAX_PATTERN_NNZ as u128 {
-        return Err(SparseError::LimitExceeded {
-            what: "the attention pattern",
-            requested: total,
-            limit: MAX_PATTERN_NNZ as u128,
-            unit: "stored entries",
-            knob,
-        });
-    }
-    Ok(())
+    let limit = MAX_PATTERN_NNZ as u128;
+    crate::limits::check_limit(
+        "the attention pattern",
+        total,
+        limit,
+        "stored entries",
+        knob,
+    )
 }
 
 /// The arrays of a pattern being built, allocated once at their exact size (counted

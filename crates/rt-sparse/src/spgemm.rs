@@ -146,15 +146,10 @@ impl<I: Index> SpgemmPlan<I> {
             nnz = nnz.saturating_add(*c);
             crow.push(I::from_usize(nnz).unwrap_or(zero));
         }
-        if nnz > max_nnz || I::from_usize(nnz).is_none() {
-            return Err(SparseError::LimitExceeded {
-                what: "the product A @ B",
-                requested: nnz as u128,
-                limit: (max_nnz as u128).min(I::MAX as u128),
-                unit: "stored entries",
-                knob: "max_nnz",
-            });
-        }
+        // The index type bounds it too: nnz must fit the row pointers.
+        let limit = (max_nnz as u128).min(I::MAX as u128);
+        let what = "the product A @ B";
+        crate::limits::check_limit(what, nnz as u128, limit, "stored entries", "max_nnz")?;
         Ok(SpgemmPlan {
             crow,
             splits,

@@ -66,8 +66,77 @@ fn feature_param<'a, T: Element>(
     Ok(Some(contiguous(py, &view)?))
 }
 
+/// The element types the row functions take: f32 and f64 computed as they are, the 16-bit
+/// formats read and written as such and computed in f32 (`rows::*_widened`).
+trait RowElement: Element {
+    fn run(
+        f: RowFn,
+        x: &[Self],
+        d: usize,
+        w: Option<&[Self]>,
+        b: Option<&[Self]>,
+        y: &mut [Self],
+    ) -> crate::Result<()>;
+}
+
+fn run_direct<T: Real>(
+    f: RowFn,
+    x: &[T],
+    d: usize,
+    w: Option<&[T]>,
+    b: Option<&[T]>,
+    y: &mut [T],
+) -> crate::Result<()> {
+    match f {
+        RowFn::LayerNorm { eps } => rows::layer_norm(x, d, w, b, eps, y),
+        RowFn::RmsNorm { eps } => rows::rms_norm(x, d, w, eps.unwrap_or(T::EPSILON.to_f64()), y),
+        RowFn::Softmax => rows::softmax(x, d, y),
+        RowFn::LogSoftmax => rows::log_softmax(x, d, y),
+        RowFn::L2Normalize { eps } => rows::l2_normalize(x, d, eps, y),
+    }
+}
+
+fn run_widened<S: Storage<Compute = f32>>(
+    f: RowFn,
+    x: &[S],
+    d: usize,
+    w: Option<&[S]>,
+    b: Option<&[S]>,
+    y: &mut [S],
+) -> crate::Result<()> {
+    match f {
+        RowFn::LayerNorm { eps } => rows::layer_norm_widened(x, d, w, b, eps, y),
+        // torch's default for 16-bit inputs: the epsilon of float32, the type it computes in.
+        RowFn::RmsNorm { eps } => {
+            rows::rms_norm_widened(x, d, w, eps.unwrap_or(f64::from(f32::EPSILON)), y)
+        }
+        RowFn::Softmax => rows::softmax_widened(x, d, y),
+        RowFn::LogSoftmax => rows::log_softmax_widened(x, d, y),
+        RowFn::L2Normalize { eps } => rows::l2_normalize_widened(x, d, eps, y),
+    }
+}
+
+macro_rules! row_element {
+    ($($t:ty => $run:ident),*) => {$(
+        impl RowElement for $t {
+            fn run(
+                f: RowFn,
+                x: &[Self],
+                d: usize,
+                w: Option<&[Self]>,
+                b: Option<&[Self]>,
+                y: &mut [Self],
+            ) -> crate::Result<()> {
+                $run(f, x, d, w, b, y)
+            }
+        }
+    )*};
+}
+
+row_element!(f32 => run_direct, f64 => run_direct, f16 => run_widened, bf16 => run_widened);
+
 #[allow(clippy::too_many_arguments)] // the op, its two optional parameters and out
-fn rows_typed<'py, T: Real>(
+fn rows_typed<'py, T: RowElement>(
     py: Python<'py>,
     op: &str,
     src: &PyTensor<'py>,
@@ -88,49 +157,7 @@ fn rows_typed<'py, T: Real>(
     let x = x.as_slice();
     let w = w.as_ref().map(|w| w.as_slice());
     let b = b.as_ref().map(|b| b.as_slice());
-    let eps_of = |eps: Option<f64>| eps.unwrap_or(T::EPSILON.to_f64());
-    y.fill(py, x.len(), |y| match f {
-        RowFn::LayerNorm { eps } => rows::layer_norm(x, d, w, b, eps, y),
-        RowFn::RmsNorm { eps } => rows::rms_norm(x, d, w, eps_of(eps), y),
-        RowFn::Softmax => rows::softmax(x, d, y),
-        RowFn::LogSoftmax => rows::log_softmax(x, d, y),
-        RowFn::L2Normalize { eps } => rows::l2_normalize(x, d, eps, y),
-    })?;
-    y.finish(py)
-}
-
-/// The 16-bit formats: read and written as such, computed in f32 (`rows::*_widened`).
-fn rows_widened<'py, S: Storage<Compute = f32> + Element>(
-    py: Python<'py>,
-    op: &str,
-    src: &PyTensor<'py>,
-    weight: Option<&PyTensor<'py>>,
-    bias: Option<&PyTensor<'py>>,
-    f: RowFn,
-    out: Option<&Bound<'py, PyAny>>,
-) -> PyResult<Bound<'py, PyAny>> {
-    let d = src.shape().last().copied().unwrap_or(1);
-    let view = src.view::<S>()?;
-    let x = contiguous(py, &view)?;
-    let w = feature_param::<S>(py, op, "weight", weight, src, d)?;
-    let b = feature_param::<S>(py, op, "bias", bias, src, d)?;
-    let mut inputs: Vec<&PyTensor<'_>> = vec![src];
-    inputs.extend(weight);
-    inputs.extend(bias);
-    let mut y = Output::<S>::new(py, out, src.shape(), &inputs)?;
-    let x = x.as_slice();
-    let w = w.as_ref().map(|w| w.as_slice());
-    let b = b.as_ref().map(|b| b.as_slice());
-    y.fill(py, x.len(), |y| match f {
-        RowFn::LayerNorm { eps } => rows::layer_norm_widened(x, d, w, b, eps, y),
-        // torch's default for 16-bit inputs: the epsilon of float32, the type it computes in.
-        RowFn::RmsNorm { eps } => {
-            rows::rms_norm_widened(x, d, w, eps.unwrap_or(f64::from(f32::EPSILON)), y)
-        }
-        RowFn::Softmax => rows::softmax_widened(x, d, y),
-        RowFn::LogSoftmax => rows::log_softmax_widened(x, d, y),
-        RowFn::L2Normalize { eps } => rows::l2_normalize_widened(x, d, eps, y),
-    })?;
+    y.fill(py, x.len(), |y| T::run(f, x, d, w, b, y))?;
     y.finish(py)
 }
 
@@ -155,8 +182,8 @@ fn run_rows<'py>(
     let (w, b) = (w.as_ref(), b.as_ref());
     match dtype {
         DType::Float32 => rows_typed::<f32>(py, op, &src, w, b, f, out),
-        DType::Float16 => rows_widened::<f16>(py, op, &src, w, b, f, out),
-        DType::BFloat16 => rows_widened::<bf16>(py, op, &src, w, b, f, out),
+        DType::Float16 => rows_typed::<f16>(py, op, &src, w, b, f, out),
+        DType::BFloat16 => rows_typed::<bf16>(py, op, &src, w, b, f, out),
         _ => rows_typed::<f64>(py, op, &src, w, b, f, out),
     }
 }

@@ -198,3 +198,22 @@ macro_rules! dispatch {
 }
 
 pub(crate) use dispatch;
+
+/// Runs `$body` with `$I` bound to the index type of `$idx`, for functions that take no
+/// values (patterns, positions).
+macro_rules! dispatch_index {
+    ($idx:expr, |$I:ident| $body:expr) => {
+        match $idx {
+            rt_view::DType::Int32 => {
+                type $I = i32;
+                $body
+            }
+            _ => {
+                type $I = i64;
+                $body
+            }
+        }
+    };
+}
+
+pub(crate) use dispatch_index;

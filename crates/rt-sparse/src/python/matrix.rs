@@ -5,7 +5,9 @@ use pyo3::prelude::*;
 use rt_view::DType;
 use rt_view::python::run_released;
 
-use super::convert::{Arg, dispatch, fill_new, index_dtype, value_dtype, vec_to_torch};
+use super::convert::{
+    Arg, dispatch, dispatch_index, fill_new, index_dtype, value_dtype, vec_to_torch,
+};
 use crate::convert::{self, CooNames};
 use crate::error::SparseError;
 use crate::error::check_len;
@@ -115,8 +117,7 @@ pub(crate) fn check_coo_arrays(
         value_dtype(op, &[v])?;
     }
     let nvalues = values.as_ref().map(|v| v.shape()[0]);
-    dispatch!(it, DType::Float32, |I, V| {
-        let _ = std::marker::PhantomData::<V>;
+    dispatch_index!(it, |I| {
         let (nr, nc) = check_shape::<I>(shape.0, shape.1)?;
         let (r, c) = (row.slice::<I>()?, col.slice::<I>()?);
         run_released(py, r.len(), || check_coo(nr, nc, &r, &c, nvalues))?;
@@ -222,8 +223,7 @@ pub(crate) fn coo_to_csr_positions<'py>(
         a.expect_ndim(op, 1)?;
     }
     let it = index_dtype(op, &[&row, &col])?;
-    dispatch!(it, DType::Float32, |I, V| {
-        let _ = std::marker::PhantomData::<V>;
+    dispatch_index!(it, |I| {
         let (nr, nc) = coo_shape::<I>(names, shape)?;
         let (r, c) = (row.slice::<I>()?, col.slice::<I>()?);
         let (crow, colv, pos) = run_released(py, r.len(), || {
@@ -266,8 +266,7 @@ pub(crate) fn transpose<'py>(
     let crow = Arg::new("crow", crow)?;
     let col = Arg::new("col", col)?;
     let it = index_dtype(op, &[&crow, &col])?;
-    dispatch!(it, DType::Float32, |I, V| {
-        let _ = std::marker::PhantomData::<V>;
+    dispatch_index!(it, |I| {
         let (p, c) = (crow.slice::<I>()?, col.slice::<I>()?);
         let a = pattern(py, CSR, shape, &p, &c, Order::Any)?;
         let (ct, colt, perm) = run_released(py, c.len(), || convert::transpose_named(&a, what))?;
@@ -293,8 +292,7 @@ pub(crate) fn expand_rows<'py>(
     let crow = Arg::new("crow", crow)?;
     let col = Arg::new("col", col)?;
     let it = index_dtype(op, &[&crow, &col])?;
-    dispatch!(it, DType::Float32, |I, V| {
-        let _ = std::marker::PhantomData::<V>;
+    dispatch_index!(it, |I| {
         let (p, c) = (crow.slice::<I>()?, col.slice::<I>()?);
         let a = pattern(py, CSR, shape, &p, &c, Order::Any)?;
         let rows = run_released(py, c.len(), || convert::expand_rows(&a))?;
