@@ -1,9 +1,15 @@
 //! Conversions between layouts on validated inputs: COO to CSR (sorting, optionally summing
 //! duplicates), transposition (CSR <-> CSC), row expansion (CSR -> COO) and dense output
 //! under an explicit size limit.
+//!
+//! The conversions are sequential; they check the calling thread's ambient cancel token
+//! (`rt_view::cancel::with_token`) about every 2^20 entries and then return
+//! [`SparseError::Cancelled`], dropping what they built (`to_dense` leaves `out` partly
+//! written).
 
 use crate::error::{Result, SparseError};
 use crate::limits::{check_pointer_buffer, try_filled, try_with_capacity};
+use crate::parallel::Cancel;
 use crate::pattern::{CsrPattern, check_coo, check_indices};
 use crate::scalar::{Index, Scalar};
 
@@ -199,33 +205,41 @@ fn coo_order<I: Index>(
     to_index::<I>(nnz, "nnz")?;
     // The row pointers grow with nrows, not with the entries: bounded before allocating.
     let nptr = check_pointer_buffer(names.ptr, nrows)?;
+    let cancel = Cancel::ambient();
     // Counting sort by row (indices are validated, so `to_usize` is total here).
     let mut counts = try_filled("the row counts of the COO -> CSR conversion", nptr, 0usize)?;
-    for &r in row {
-        if let Some(slot) = r.to_usize().and_then(|r| counts.get_mut(r + 1)) {
-            *slot += 1;
+    cancel.for_pieces(row, |_, piece| {
+        for &r in piece {
+            if let Some(slot) = r.to_usize().and_then(|r| counts.get_mut(r + 1)) {
+                *slot += 1;
+            }
         }
-    }
+    })?;
     for k in 1..counts.len() {
         counts[k] += counts[k - 1];
     }
     let mut next = try_with_capacity("the row counts of the COO -> CSR conversion", nptr)?;
     next.extend_from_slice(&counts);
     let mut order = try_filled("the entry order of the COO -> CSR conversion", nnz, 0usize)?;
-    for (e, &r) in row.iter().enumerate() {
-        if let Some(pos) = r.to_usize().and_then(|r| next.get_mut(r)) {
-            if let Some(slot) = order.get_mut(*pos) {
-                *slot = e;
+    cancel.for_pieces(row, |base, piece| {
+        for (k, &r) in piece.iter().enumerate() {
+            if let Some(pos) = r.to_usize().and_then(|r| next.get_mut(r)) {
+                if let Some(slot) = order.get_mut(*pos) {
+                    *slot = base + k;
+                }
+                *pos += 1;
             }
-            *pos += 1;
         }
-    }
+    })?;
     let mut out_col: Vec<I> = try_with_capacity("the column indices of the CSR matrix", nnz)?;
     let mut crow: Vec<I> = try_with_capacity(names.ptr, nptr)?;
     crow.push(to_index(0, "nnz")?);
     let mut scratch: Vec<(I, usize)> = Vec::new();
+    let mut poll = cancel.poll();
     for r in 0..nrows {
         let seg = order.get(counts[r]..counts[r + 1]).unwrap_or(&[]);
+        // Sorting costs a few units per entry.
+        poll.tick(seg.len().saturating_mul(4))?;
         scratch.clear();
         scratch.extend(seg.iter().map(|&e| (col[e], e)));
         // Stable: equal columns keep input order.
@@ -264,12 +278,15 @@ pub(crate) fn transpose_named<I: Index>(
     let (nrows, ncols, nnz) = (a.nrows(), a.ncols(), a.nnz());
     to_index::<I>(nnz, "nnz")?;
     let nptr = check_pointer_buffer(what, ncols)?;
+    let cancel = Cancel::ambient();
     let mut counts = try_filled(what, nptr, 0usize)?;
-    for &c in a.col() {
-        if let Some(slot) = c.to_usize().and_then(|c| counts.get_mut(c + 1)) {
-            *slot += 1;
+    cancel.for_pieces(a.col(), |_, piece| {
+        for &c in piece {
+            if let Some(slot) = c.to_usize().and_then(|c| counts.get_mut(c + 1)) {
+                *slot += 1;
+            }
         }
-    }
+    })?;
     for k in 1..counts.len() {
         counts[k] += counts[k - 1];
     }
@@ -280,8 +297,10 @@ pub(crate) fn transpose_named<I: Index>(
     let zero = to_index::<I>(0, "nnz")?;
     let mut col_t = try_filled("the indices of the transpose", nnz, zero)?;
     let mut perm = try_filled("the permutation of the transpose", nnz, zero)?;
+    let mut poll = cancel.poll();
     for r in 0..nrows {
         let ri = to_index::<I>(r, "nrows")?;
+        poll.tick(a.row_nnz(r))?;
         for e in a.row_range(r) {
             let Some(c) = a.col().get(e).and_then(|c| c.to_usize()) else {
                 continue;
@@ -302,7 +321,10 @@ pub(crate) fn transpose_named<I: Index>(
 /// The row index of every stored entry (CSR -> COO).
 pub fn expand_rows<I: Index>(a: &CsrPattern<'_, I>) -> Result<Vec<I>> {
     let mut rows = try_with_capacity("the row indices of the COO matrix", a.nnz())?;
+    let cancel = Cancel::ambient();
+    let mut poll = cancel.poll();
     for r in 0..a.nrows() {
+        poll.tick(a.row_nnz(r))?;
         let ri = to_index::<I>(r, "nrows")?;
         rows.extend(std::iter::repeat_n(ri, a.row_nnz(r)));
     }
@@ -321,6 +343,8 @@ pub fn check_dense_size(nrows: usize, ncols: usize, max_elements: usize) -> Resu
 }
 
 /// Writes the dense matrix (row-major, `nrows * ncols`) into `out`; duplicates add up.
+/// Rows are cleared and filled one at a time (on `Cancelled`, the rows after the one
+/// reached hold what `out` held before).
 pub fn to_dense<I: Index, V: Scalar>(
     a: &CsrPattern<'_, I>,
     values: &[V],
@@ -328,15 +352,18 @@ pub fn to_dense<I: Index, V: Scalar>(
 ) -> Result<()> {
     crate::error::check_len("values length (nnz)", a.nnz(), values.len())?;
     crate::error::check_len("dense output length", a.nrows() * a.ncols(), out.len())?;
-    out.fill(V::ZERO);
     let ncols = a.ncols();
+    let cancel = Cancel::ambient();
+    let mut poll = cancel.poll();
     for r in 0..a.nrows() {
         let range = a.row_range(r);
+        poll.tick(ncols.saturating_add(range.len()))?;
         let cols = a.col().get(range.clone()).unwrap_or(&[]);
         let vals = values.get(range).unwrap_or(&[]);
         let Some(dst) = out.get_mut(r * ncols..(r + 1) * ncols) else {
             continue;
         };
+        dst.fill(V::ZERO);
         for (&c, &v) in cols.iter().zip(vals) {
             if let Some(slot) = c.to_usize().and_then(|c| dst.get_mut(c)) {
                 *slot += v;
@@ -453,6 +480,27 @@ mod tests {
         let (crow, col) = ([0i64, 1], [5i64]);
         let a = CsrPattern::try_new(1, 10, &crow, &col).unwrap();
         assert_eq!(transpose(&a).unwrap().0.len(), 11);
+    }
+
+    #[test]
+    fn a_cancelled_ambient_token_stops_the_conversions() {
+        let token = rt_view::cancel::CancelToken::new();
+        token.cancel();
+        let cancelled = |e: Result<()>| assert_eq!(e, Err(SparseError::Cancelled));
+        let (row, col) = ([1i64, 0, 1], [2i64, 1, 0]);
+        let (crow, pcol) = ([0i32, 2, 3], [0i32, 2, 1]);
+        let a = CsrPattern::try_new(2, 3, &crow, &pcol).unwrap();
+        rt_view::cancel::with_token(&token, || {
+            cancelled(coo_to_csr::<i64, f32>(2, 3, &row, &col, None, true).map(drop));
+            cancelled(coo_to_csr_positions(COO, 2, 3, &row, &col, false).map(drop));
+            cancelled(transpose(&a).map(drop));
+            cancelled(expand_rows(&a).map(drop));
+            cancelled(to_dense(&a, &[1.0f32; 3], &mut [0.0; 6]));
+            let grouped = crate::spmm::edges_by_destination(&row, &col, 3, 3);
+            cancelled(grouped.map(drop));
+        });
+        // Without the token the same calls go through.
+        assert!(transpose(&a).is_ok() && expand_rows(&a).is_ok());
     }
 
     #[test]

@@ -3,6 +3,10 @@
 //! allocated once, at its exact size, and only after the nnz limit is checked; the numeric
 //! phase then fills disjoint row ranges of it. Rows are split into chunks of equal
 //! multiply count (power-law inputs have a few very expensive rows).
+//!
+//! Both phases check the calling thread's ambient cancel token
+//! (`rt_view::cancel::with_token`) before every chunk of at most about 2^24
+//! multiplications and return [`SparseError::Cancelled`] once it is cancelled.
 
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
@@ -13,7 +17,7 @@ use rayon::prelude::*;
 use crate::convert::{CsrParts, to_index};
 use crate::error::{Result, SparseError, check_len};
 use crate::limits::try_filled;
-use crate::parallel::{balanced_splits, map_chunks};
+use crate::parallel::{Cancel, balanced_splits, map_chunks, on_pool};
 use crate::pattern::CsrPattern;
 use crate::scalar::{Index, Scalar};
 
@@ -81,7 +85,8 @@ fn check_chain<I: Index, V: Scalar>(
 
 impl<I: Index> SpgemmPlan<I> {
     /// The symbolic phase: counts the distinct columns of every row of `A @ B` in
-    /// parallel, and fails when the total would exceed `max_nnz` or the index type.
+    /// parallel, and fails when the total would exceed `max_nnz` or the index type (or
+    /// with `Cancelled`, see the module docs).
     pub fn new(a: &CsrPattern<'_, I>, b: &CsrPattern<'_, I>, max_nnz: usize) -> Result<Self> {
         if a.ncols() != b.nrows() {
             return check_chain::<I, f32>(a, &vec![0.0; a.nnz()], b, &vec![0.0; b.nnz()])
@@ -90,11 +95,15 @@ impl<I: Index> SpgemmPlan<I> {
         let (n, m) = (a.nrows(), b.ncols());
         let b_row_nnz = |j: I| j.to_usize().map_or(0, |j| b.row_nnz(j));
         // Multiplications per row, as the work estimate for balancing.
+        let cancel = Cancel::ambient();
+        let mut poll = cancel.poll();
         let mut flops = Vec::with_capacity(n + 1);
         flops.push(0usize);
         let mut total = 0usize;
         for r in 0..n {
-            total = total.saturating_add(a.row_cols(r).iter().map(|&j| b_row_nnz(j)).sum());
+            let cols = a.row_cols(r);
+            poll.tick(cols.len())?;
+            total = total.saturating_add(cols.iter().map(|&j| b_row_nnz(j)).sum());
             flops.push(total);
         }
         let splits = balanced_splits(n, |r| flops.get(r).copied().unwrap_or(0) + r, 1);
@@ -168,13 +177,21 @@ impl<I: Index> SpgemmPlan<I> {
         &self.crow
     }
 
+    /// Multiplications the numeric phase will do (the work of [`numeric`](Self::numeric)).
+    pub fn flops(&self) -> usize {
+        self.chunk_flops
+            .iter()
+            .fold(0usize, |t, &f| t.saturating_add(f))
+    }
+
     /// Consumes the plan, returning its row pointers.
     pub fn into_crow(self) -> Vec<I> {
         self.crow
     }
 
     /// The numeric phase: fills `col` and `values` (each `nnz` long) with the product of
-    /// the matrices the plan was made for, rows in parallel over disjoint slices.
+    /// the matrices the plan was made for, rows in parallel over disjoint slices. On
+    /// `Cancelled` (see the module docs) some rows of the outputs are filled and others not.
     #[allow(clippy::too_many_arguments)] // two matrices, the order and two outputs
     pub fn numeric<V: Scalar>(
         &self,
@@ -289,12 +306,18 @@ impl<I: Index> SpgemmPlan<I> {
                     }
                 }
             };
-        if tasks.len() <= 1 {
-            tasks.into_iter().for_each(numeric);
-        } else {
-            rt_view::threads::install(|| tasks.into_par_iter().for_each(numeric))?;
+        let cancel = Cancel::ambient();
+        let run = |task: (Range<usize>, usize, &mut [I], &mut [V])| -> Result<()> {
+            cancel.check()?;
+            numeric(task);
+            Ok(())
+        };
+        if !on_pool(tasks.len()) {
+            return tasks.into_iter().try_for_each(run);
         }
-        Ok(())
+        let results: Vec<Result<()>> =
+            rt_view::threads::install(|| tasks.into_par_iter().map(run).collect())?;
+        results.into_iter().collect()
     }
 }
 
@@ -366,7 +389,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn matches_a_dense_product_and_respects_the_limit() {
+    fn matches_a_dense_product_respects_the_limit_and_stops_when_cancelled() {
         // A: 2x3, B: 3x2
         let (ac, ai, av) = ([0i64, 2, 3], [0i64, 2, 1], [1.0f64, 2.0, 3.0]);
         let (bc, bi, bv) = ([0i64, 1, 3, 4], [1i64, 0, 1, 0], [4.0f64, 5.0, 6.0, 7.0]);
@@ -380,6 +403,21 @@ mod tests {
         let e = spgemm(&a, &av, &b, &bv, 3, ColumnOrder::Sorted).unwrap_err();
         assert!(matches!(e, SparseError::LimitExceeded { requested: 4, .. }));
         assert!(spgemm(&b, &bv, &b, &bv, 100, ColumnOrder::Unsorted).is_err());
+        // A cancelled ambient token stops both phases; an uncancelled one changes nothing.
+        let token = rt_view::cancel::CancelToken::new();
+        let order = ColumnOrder::Sorted;
+        let run = || spgemm(&a, &av, &b, &bv, DEFAULT_MAX_NNZ, order).map(|c| c.values);
+        let fine = rt_view::cancel::with_token(&token, run);
+        assert_eq!(fine, Ok(vec![14.0, 4.0, 15.0, 18.0]));
+        token.cancel();
+        let e = rt_view::cancel::with_token(&token, run);
+        assert_eq!(e, Err(SparseError::Cancelled));
+        let plan = SpgemmPlan::new(&a, &b, DEFAULT_MAX_NNZ).unwrap();
+        let (mut col, mut val) = (vec![0i64; 4], vec![0.0f64; 4]);
+        let e = rt_view::cancel::with_token(&token, || {
+            plan.numeric(&a, &av, &b, &bv, order, &mut col, &mut val)
+        });
+        assert_eq!(e, Err(SparseError::Cancelled));
     }
 
     /// Gustavson with a map per row, summing in the kernels' order: the reference.

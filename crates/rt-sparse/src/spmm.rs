@@ -356,12 +356,15 @@ pub fn edges_by_destination<I: Index>(
     // Sized by num_nodes, not by the edges: bounded before allocating.
     let what = "the row pointers of the edges grouped by destination (num_nodes + 1)";
     let nptr = crate::limits::check_pointer_buffer(what, num_nodes)?;
+    let cancel = crate::parallel::Cancel::ambient();
     let mut counts = crate::limits::try_filled(what, nptr, 0usize)?;
-    for &t in dst {
-        if let Some(slot) = t.to_usize().and_then(|t| counts.get_mut(t + 1)) {
-            *slot += 1;
+    cancel.for_pieces(dst, |_, piece| {
+        for &t in piece {
+            if let Some(slot) = t.to_usize().and_then(|t| counts.get_mut(t + 1)) {
+                *slot += 1;
+            }
         }
-    }
+    })?;
     for k in 1..counts.len() {
         counts[k] += counts[k - 1];
     }
@@ -371,14 +374,17 @@ pub fn edges_by_destination<I: Index>(
     }
     let mut col = crate::limits::try_with_capacity("the sources grouped by destination", ne)?;
     col.extend_from_slice(src);
-    for (&s, &t) in src.iter().zip(dst) {
-        if let Some(pos) = t.to_usize().and_then(|t| counts.get_mut(t)) {
-            if let Some(slot) = col.get_mut(*pos) {
-                *slot = s;
+    cancel.for_pieces(dst, |base, piece| {
+        let sources = src.get(base..).unwrap_or(&[]);
+        for (&s, &t) in sources.iter().zip(piece) {
+            if let Some(pos) = t.to_usize().and_then(|t| counts.get_mut(t)) {
+                if let Some(slot) = col.get_mut(*pos) {
+                    *slot = s;
+                }
+                *pos += 1;
             }
-            *pos += 1;
         }
-    }
+    })?;
     Ok((crow, col))
 }
 

@@ -1,6 +1,8 @@
 //! Argument conversion shared by the entry points: tensors to slices (copied once when
 //! strided), dtype checks with messages naming the argument, outputs handed to torch
-//! without copying, and the mapping of [`SparseError`] onto Python exceptions.
+//! without copying, the mapping of [`SparseError`] onto Python exceptions, and
+//! [`run_kernel`], which runs every kernel with the GIL released and long ones so that
+//! Ctrl-C stops them.
 
 use std::borrow::Cow;
 
@@ -8,7 +10,9 @@ use pyo3::exceptions::{
     PyIndexError, PyKeyboardInterrupt, PyMemoryError, PyTypeError, PyValueError,
 };
 use pyo3::prelude::*;
-use rt_view::python::{Access, PyTensor, owned_to_torch, torch_empty};
+use rt_view::python::{
+    Access, PyTensor, owned_to_torch, run_interruptible, run_released, torch_empty,
+};
 use rt_view::{DType, Element, OwnedTensor};
 
 use crate::error::SparseError;
@@ -23,6 +27,50 @@ impl From<SparseError> for PyErr {
             e if e.is_index_error() => PyIndexError::new_err(message),
             _ => PyValueError::new_err(message),
         }
+    }
+}
+
+/// From this much work (in SpMM multiply-adds, or what takes as long) a kernel runs
+/// through [`run_interruptible`], so that Ctrl-C stops it. That costs a thread start and
+/// a hand-off, some tens of microseconds, while 2^27 multiply-adds take about 40 ms at
+/// one thread and 20 ms at two (the benchmark's 2^28 take 48 ms at two,
+/// `benchmarks/sparse.py`): under 0.2% of the shortest call that pays it. Calls below it
+/// end within a few tens of milliseconds, so Ctrl-C is raised right after them anyway.
+pub(crate) const INTERRUPTIBLE_MIN_WORK: usize = 1 << 27;
+
+// What one unit of the other kernels costs in SpMM multiply-adds (about 0.3 ns each at
+// one thread), measured at one thread on a 3000-node matrix with 800 entries per row
+// and on 4M random COO entries over 200k rows.
+
+/// One SpGEMM multiplication: a scattered accumulator update plus its share of the
+/// symbolic phase (1.8 ns cache-resident, about 6 ns on the benchmark's power-law graph).
+pub(crate) const SPGEMM_FLOP_COST: usize = 8;
+
+/// One entry of a COO -> CSR conversion: a counting sort by row with random accesses, then
+/// a sort within rows (about 100 ns).
+pub(crate) const COO_ENTRY_COST: usize = 256;
+
+/// One entry of a transpose, or of grouping edges by destination: a counting sort
+/// (about 40 ns).
+pub(crate) const TRANSPOSE_ENTRY_COST: usize = 128;
+
+/// One entry of a CSR -> COO row expansion: a streamed write (about 7 ns).
+pub(crate) const EXPAND_ENTRY_COST: usize = 16;
+
+/// Runs kernel `f` (which does about `work` multiply-adds) with the GIL released. From
+/// [`INTERRUPTIBLE_MIN_WORK`] on it runs on a helper thread with `f`'s cancel token as
+/// that thread's ambient token (`rt_view::cancel::with_token`, which the kernels poll
+/// between chunks) while this thread watches for Ctrl-C: a KeyboardInterrupt cancels the
+/// kernel, and whatever it wrote (always into new buffers) is dropped.
+pub(crate) fn run_kernel<T, F>(py: Python<'_>, work: usize, f: F) -> PyResult<T>
+where
+    F: FnOnce() -> crate::Result<T> + Send,
+    T: Send,
+{
+    if work >= INTERRUPTIBLE_MIN_WORK {
+        run_interruptible(py, |token| rt_view::cancel::with_token(token, f))?.map_err(PyErr::from)
+    } else {
+        run_released(py, work, f).map_err(PyErr::from)
     }
 }
 
@@ -138,8 +186,9 @@ pub(crate) fn vec_to_torch<'py, T: Element>(
 /// cleared) instead of a zeroed [`OwnedTensor`] (as in rt-simd, `benchmarks/view.py`).
 const LARGE_OUTPUT: usize = 1 << 20;
 
-/// A new output of `shape`, filled by `f` (with the GIL released when large), handed to
-/// torch without copying. `f` must write every element; on error nothing is returned.
+/// A new output of `shape`, filled by `f` through [`run_kernel`] (`work` says how long it
+/// takes), handed to torch without copying. `f` must write every element; on error
+/// (a KeyboardInterrupt included) nothing is returned.
 pub(crate) fn fill_new<'py, T: Element, F>(
     py: Python<'py>,
     shape: &[usize],
@@ -158,13 +207,13 @@ where
             let slice = view
                 .as_slice_mut()
                 .ok_or_else(|| PyValueError::new_err("torch.empty returned a strided tensor"))?;
-            rt_view::python::run_released(py, work, || f(slice))?;
+            run_kernel(py, work, || f(slice))?;
         }
         return Ok(obj);
     }
     let mut out = OwnedTensor::<T>::zeros(shape)?;
     let slice = out.as_mut_slice();
-    rt_view::python::run_released(py, work, || f(slice))?;
+    run_kernel(py, work, || f(slice))?;
     owned_to_torch(py, out)
 }
 

@@ -1,12 +1,15 @@
 //! Entry points of the kernels: validate the pattern, check the dense operands against it,
-//! release the GIL, run.
+//! release the GIL, run (long calls so that Ctrl-C stops them: `convert::run_kernel`).
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use rt_view::DType;
 use rt_view::python::{Access, PyTensor, run_released, torch_empty};
 
-use super::convert::{Arg, dispatch, fill_new, index_dtype, value_dtype, vec_to_torch};
+use super::convert::{
+    Arg, SPGEMM_FLOP_COST, TRANSPOSE_ENTRY_COST, dispatch, fill_new, index_dtype, run_kernel,
+    value_dtype, vec_to_torch,
+};
 use super::matrix::pattern;
 use crate::attention::{self, AttentionShape};
 use crate::pattern::{CSR, Order};
@@ -126,7 +129,8 @@ pub(crate) fn softmax<'py>(
     dispatch!(it, vt, |I, V| {
         let (p, c, v) = (crow.slice::<I>()?, col.slice::<I>()?, values.slice::<V>()?);
         let a = pattern(py, CSR, shape, &p, &c, Order::Any)?;
-        fill_new::<V, _>(py, &[a.nnz()], a.nnz(), |out| {
+        // An exponential costs about 8 multiply-adds (the kernel's unit for splitting).
+        fill_new::<V, _>(py, &[a.nnz()], a.nnz().saturating_mul(8), |out| {
             softmax_k::sparse_softmax(&a, &v, out)
         })
     })
@@ -205,7 +209,11 @@ pub(crate) fn spgemm<'py>(
                 b.ncols()
             )));
         }
-        let plan = run_released(py, usize::MAX, || {
+        // The symbolic phase's work is only known once it ran: estimated as nnz(A) times
+        // B's mean row length (power-law rows make it larger), at least the inputs' size.
+        let mean_b_row = b.nnz() / b.nrows().max(1);
+        let guess = a.nnz().saturating_mul(mean_b_row).max(a.nnz() + b.nnz());
+        let plan = run_kernel(py, guess.saturating_mul(SPGEMM_FLOP_COST), || {
             spgemm_k::SpgemmPlan::new(&a, &b, max_nnz)
         })?;
         let nnz = plan.nnz();
@@ -223,9 +231,8 @@ pub(crate) fn spgemm<'py>(
                     "torch.empty returned a strided tensor",
                 ));
             };
-            run_released(py, usize::MAX, || {
-                plan.numeric(&a, &avs, &b, &bvs, order, cs, vs)
-            })?;
+            let work = plan.flops().max(nnz).saturating_mul(SPGEMM_FLOP_COST);
+            run_kernel(py, work, || plan.numeric(&a, &avs, &b, &bvs, order, cs, vs))?;
         }
         let crow = vec_to_torch(py, plan.crow(), &[plan.crow().len()])?;
         Ok((crow, col, values).into_pyobject(py)?.into_any())
@@ -303,7 +310,7 @@ pub(crate) fn gather_scatter<'py>(
         let (xs, ss, ds) = (x.slice::<V>()?, src.slice::<I>()?, dst.slice::<I>()?);
         // Grouped here rather than in `spmm_k::gather_scatter` so that the source count
         // comes from x's shape (it cannot be recovered from the data when d = 0).
-        let (crow, col) = run_released(py, ss.len(), || {
+        let (crow, col) = run_kernel(py, ss.len().saturating_mul(TRANSPOSE_ENTRY_COST), || {
             spmm_k::edges_by_destination(&ss, &ds, n_src, n)
         })?;
         let a = pattern(py, CSR, (n as i64, n_src as i64), &crow, &col, Order::Any)?;

@@ -6,7 +6,8 @@ use rt_view::DType;
 use rt_view::python::run_released;
 
 use super::convert::{
-    Arg, dispatch, dispatch_index, fill_new, index_dtype, value_dtype, vec_to_torch,
+    Arg, COO_ENTRY_COST, EXPAND_ENTRY_COST, TRANSPOSE_ENTRY_COST, dispatch, dispatch_index,
+    fill_new, index_dtype, run_kernel, value_dtype, vec_to_torch,
 };
 use crate::convert::{self, CooNames};
 use crate::error::SparseError;
@@ -192,7 +193,8 @@ pub(crate) fn coo_to_csr<'py>(
     dispatch!(it, vt, |I, V| {
         let (nr, nc) = coo_shape::<I>(names, shape)?;
         let (r, c, v) = (row.slice::<I>()?, col.slice::<I>()?, values.slice::<V>()?);
-        let parts = run_released(py, r.len(), || {
+        let work = r.len().saturating_mul(COO_ENTRY_COST);
+        let parts = run_kernel(py, work, || {
             convert::coo_to_csr_named(names, nr, nc, &r, &c, Some(&v), sum_duplicates)
         })?;
         let crow = vec_to_torch(py, &parts.crow, &[parts.crow.len()])?;
@@ -226,7 +228,8 @@ pub(crate) fn coo_to_csr_positions<'py>(
     dispatch_index!(it, |I| {
         let (nr, nc) = coo_shape::<I>(names, shape)?;
         let (r, c) = (row.slice::<I>()?, col.slice::<I>()?);
-        let (crow, colv, pos) = run_released(py, r.len(), || {
+        let work = r.len().saturating_mul(COO_ENTRY_COST);
+        let (crow, colv, pos) = run_kernel(py, work, || {
             convert::coo_to_csr_positions(names, nr, nc, &r, &c, sum_duplicates)
         })?;
         Ok((
@@ -269,7 +272,8 @@ pub(crate) fn transpose<'py>(
     dispatch_index!(it, |I| {
         let (p, c) = (crow.slice::<I>()?, col.slice::<I>()?);
         let a = pattern(py, CSR, shape, &p, &c, Order::Any)?;
-        let (ct, colt, perm) = run_released(py, c.len(), || convert::transpose_named(&a, what))?;
+        let work = c.len().saturating_mul(TRANSPOSE_ENTRY_COST);
+        let (ct, colt, perm) = run_kernel(py, work, || convert::transpose_named(&a, what))?;
         Ok((
             vec_to_torch(py, &ct, &[ct.len()])?,
             vec_to_torch(py, &colt, &[colt.len()])?,
@@ -295,7 +299,9 @@ pub(crate) fn expand_rows<'py>(
     dispatch_index!(it, |I| {
         let (p, c) = (crow.slice::<I>()?, col.slice::<I>()?);
         let a = pattern(py, CSR, shape, &p, &c, Order::Any)?;
-        let rows = run_released(py, c.len(), || convert::expand_rows(&a))?;
+        let rows = run_kernel(py, c.len().saturating_mul(EXPAND_ENTRY_COST), || {
+            convert::expand_rows(&a)
+        })?;
         vec_to_torch(py, &rows, &[rows.len()])
     })
 }
