@@ -3,14 +3,14 @@
 //!
 //! `cdist` computes every dot product with a register-blocked kernel (the shape of a GEMM
 //! micro-kernel: MR rows of `x` against a packed panel of NR rows of `y`, accumulated in
-//! MR x NR registers) and applies the metric in the same pass, so the output is written
-//! once. Like `torch.cdist` for more than 25 rows, the Euclidean metrics use
+//! MR x NR registers; hand-written for AVX-512 and AVX2 in `crate::tile`) and applies the
+//! metric in the same pass, so the output is written once. Like `torch.cdist` for more than 25 rows, the Euclidean metrics use
 //! `|x|^2 + |y|^2 - 2 x.y` (clamped at 0): fast, with an absolute error of a few ulps of
 //! `|x|^2 + |y|^2`, which is large relative to the distance of near-identical rows.
 
-use crate::dispatch::{Isa, Kernel, SimdLevel, dispatch_at, simd_level};
+use crate::dispatch::{Isa, Kernel, SimdLevel, detected_level, dispatch_at, simd_level};
 use crate::error::{Result, SimdError, check_len};
-use crate::parallel::{PARALLEL_MIN_ELEMENTS, map_tasks, run_tasks};
+use crate::parallel::{PARALLEL_MIN_ELEMENTS, map_tasks, run_tasks, worth_parallel};
 use crate::real::{Real, madd};
 use crate::rows::lane_sum;
 
@@ -44,37 +44,116 @@ impl Metric {
 /// The eps of `cosine_similarity`'s default, used by the cosine metric.
 pub const COSINE_EPS: f64 = 1e-8;
 
-/// Register-block shape (MR rows of x, NR columns of y) for a level and element size.
-fn block_shape(level: SimdLevel, size: usize) -> (usize, usize) {
-    match (level, size) {
+/// Register-block shape (MR rows of x, NR columns of y) for a level and element type: the
+/// hand-written tiles' (`crate::tile`) at AVX-512 and AVX2, the generic loop's below.
+fn block_shape<T: Real>(level: SimdLevel) -> (usize, usize) {
+    match (level, std::mem::size_of::<T>()) {
         (SimdLevel::Scalar, _) => (1, 1),
-        (SimdLevel::Avx512, 4) => (6, 32),
-        (SimdLevel::Avx512, _) => (6, 16),
-        (SimdLevel::Avx2, 4) => (6, 16),
-        (SimdLevel::Avx2, _) => (6, 8),
+        (SimdLevel::Avx512, _) => T::AVX512,
+        (SimdLevel::Avx2, _) => T::AVX2,
         (_, 4) => (6, 8),
         (_, _) => (6, 4),
     }
 }
 
+/// The packed y panels of one column block add up to about this many bytes, so that the
+/// block stays in L2 while every row group of a band runs against it.
+const COLUMN_BLOCK_BYTES: usize = 512 * 1024;
+
 /// `y` (m x d) packed into panels of `nr` rows, transposed: panel p holds, for each k,
-/// the nr values `y[p*nr + c][k]` side by side; missing rows are zero.
-fn pack_panels<T: Real>(y: &[T], m: usize, d: usize, nr: usize) -> Vec<T> {
+/// the nr values `y[p*nr + c][k]` side by side; missing rows are zero. About as costly as
+/// copying `y` (memory-bound: 0.25 ms for [4096, 128] float32 here, a copy 0.19 ms), so
+/// large ones are split over the threads.
+fn pack_panels<T: Real>(
+    y: &[T],
+    m: usize,
+    d: usize,
+    nr: usize,
+    level: SimdLevel,
+) -> Result<Vec<T>> {
     let panels = m.div_ceil(nr);
     let mut packed = vec![T::ZERO; panels * nr * d];
-    for (p, panel) in packed.chunks_mut(nr * d).enumerate() {
-        for c in 0..nr {
-            let row = p * nr + c;
-            if row >= m {
-                break;
+    let pack = |(p0, chunk): (usize, &mut [T])| {
+        let kernel = PackPanels {
+            y,
+            m,
+            d,
+            nr,
+            first_panel: p0,
+            out: chunk,
+        };
+        dispatch_at(level, kernel);
+    };
+    if !worth_parallel(packed.len()) {
+        pack((0, &mut packed));
+        return Ok(packed);
+    }
+    let threads = rt_view::threads::get_num_threads().max(1);
+    let per_task = panels.div_ceil(threads * 2);
+    run_tasks(
+        packed
+            .chunks_mut(per_task * nr * d)
+            .enumerate()
+            .map(|(t, chunk)| (t * per_task, chunk))
+            .collect(),
+        pack,
+    )?;
+    Ok(packed)
+}
+
+/// Packs the panels `first_panel..` of `y` into `out` (whole panels), for [`pack_panels`].
+struct PackPanels<'a, T> {
+    y: &'a [T],
+    m: usize,
+    d: usize,
+    nr: usize,
+    first_panel: usize,
+    out: &'a mut [T],
+}
+
+impl<T: Real> Kernel for PackPanels<'_, T> {
+    type Output = ();
+    #[inline(always)]
+    fn run<I: Isa>(self) {
+        match self.nr {
+            32 => pack_into::<T, 32>(self),
+            16 => pack_into::<T, 16>(self),
+            8 => pack_into::<T, 8>(self),
+            4 => pack_into::<T, 4>(self),
+            _ => pack_into::<T, 1>(self),
+        }
+    }
+}
+
+/// [`PackPanels`] for a constant panel width: each step of the inner loop writes one
+/// contiguous run of NR values (read from NR rows), a loop LLVM unrolls without bounds
+/// checks; 1.8x faster than writing each row's values NR apart.
+#[inline(always)]
+fn pack_into<T: Real, const NR: usize>(p: PackPanels<'_, T>) {
+    let d = p.d;
+    for (q, panel) in p.out.chunks_mut(NR * d).enumerate() {
+        let first = (p.first_panel + q) * NR;
+        let rows = NR.min(p.m.saturating_sub(first));
+        if rows == NR {
+            let src = &p.y[first * d..(first + NR) * d];
+            for (k, dst) in panel.chunks_exact_mut(NR).enumerate() {
+                for c in 0..NR {
+                    dst[c] = src[c * d + k];
+                }
             }
-            let src = &y[row * d..(row + 1) * d];
-            for (k, &v) in src.iter().enumerate() {
-                panel[k * nr + c] = v;
+        } else {
+            // The last panel, past the end of y: its missing rows are zero.
+            for (k, dst) in panel.chunks_exact_mut(NR).enumerate() {
+                for (c, v) in dst.iter_mut().enumerate() {
+                    *v = if c < rows {
+                        p.y[(first + c) * d + k]
+                    } else {
+                        T::ZERO
+                    };
+                }
             }
         }
     }
-    packed
 }
 
 /// Per-row data the epilogue needs: squared norms (Euclidean) or clamped inverse norms
@@ -158,12 +237,99 @@ fn band<T: Real, I: Isa, const MR: usize, const NR: usize>(k: Band<'_, T>) {
             }
         }
     }
-    for (p, panel) in k.packed.chunks_exact(NR * d).enumerate() {
-        let j0 = p * NR;
-        let width = NR.min(k.m - j0);
+    // Column blocks of y's panels that stay in L2 while every row group of the band runs
+    // against them; within a block one group (in L1) sweeps the panels left to right, so
+    // each output row is written front to back rather than NR values at a time on every
+    // row of the band (measured with the generic 12 x 32 tile on one core, [2048, 128] x
+    // [4096, 128]: 108 -> 138 GFLOP/s; the order of BLIS's loops, C being row-major here).
+    let panel_len = NR * d;
+    let panels_per_block = (COLUMN_BLOCK_BYTES / (panel_len * std::mem::size_of::<T>())).max(1);
+    let tile_kind = TileKind::of::<T, I>((MR, NR));
+    let mut edge = [[T::ZERO; NR]; MR];
+    let m = k.m;
+    for (b, block) in k.packed.chunks(panels_per_block * panel_len).enumerate() {
         for (g, group) in apack.chunks_exact(MR * d).enumerate() {
             let i0 = g * MR;
             let height = MR.min(rows - i0);
+            for (q, panel) in block.chunks_exact(panel_len).enumerate() {
+                let j0 = (b * panels_per_block + q) * NR;
+                let width = NR.min(m - j0);
+                let fys = &k.y_factor[j0..j0 + width];
+                if height == MR && width == NR {
+                    // A whole tile: its dot products go straight into the output (no
+                    // round trip through the stack), and the metric is applied there,
+                    // while the rows are still in L1.
+                    let dst = &mut k.out[i0 * m + j0..(i0 + MR - 1) * m + j0 + NR];
+                    fill_tile::<T, I, MR, NR>(tile_kind, group, panel, d, dst, m);
+                    if k.metric != Metric::Dot {
+                        for r in 0..MR {
+                            let fx = k.x_factor[i0 + r];
+                            let orow = &mut dst[r * m..r * m + NR];
+                            for (o, &fy) in orow.iter_mut().zip(fys) {
+                                *o = epilogue(k.metric, *o, fx, fy);
+                            }
+                        }
+                    }
+                    continue;
+                }
+                // A tile at the bottom or right edge: computed whole into `edge`, of which
+                // the part inside the output is kept.
+                fill_tile::<T, I, MR, NR>(tile_kind, group, panel, d, edge.as_flattened_mut(), NR);
+                for (r, acc_row) in edge.iter().enumerate().take(height) {
+                    let i = i0 + r;
+                    let fx = k.x_factor[i];
+                    let orow = &mut k.out[i * m + j0..i * m + j0 + width];
+                    for ((o, &dot), &fy) in orow.iter_mut().zip(acc_row).zip(fys) {
+                        *o = epilogue(k.metric, dot, fx, fy);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Which code computes a band's tiles.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum TileKind {
+    Avx512,
+    Avx2,
+    Generic,
+}
+
+impl TileKind {
+    /// The hand-written tile of level `I` when it has this shape and the CPU runs it
+    /// (`Kernel::run` is public, so `I` alone does not prove the CPU supports it).
+    fn of<T: Real, I: Isa>(shape: (usize, usize)) -> TileKind {
+        match I::LEVEL {
+            SimdLevel::Avx512 if shape == T::AVX512 && detected_level() >= SimdLevel::Avx512 => {
+                TileKind::Avx512
+            }
+            SimdLevel::Avx2 if shape == T::AVX2 && detected_level() >= SimdLevel::Avx2 => {
+                TileKind::Avx2
+            }
+            _ => TileKind::Generic,
+        }
+    }
+}
+
+/// `dst[r * ldc + c]` = the dot product of the group's row r and the panel's row c, for
+/// r < MR and c < NR (`dst` holds at least `(MR - 1) * ldc + NR` elements).
+#[inline(always)]
+fn fill_tile<T: Real, I: Isa, const MR: usize, const NR: usize>(
+    kind: TileKind,
+    group: &[T],
+    panel: &[T],
+    d: usize,
+    dst: &mut [T],
+    ldc: usize,
+) {
+    match kind {
+        // SAFETY: `TileKind::of` chose these only where `detected_level` confirmed the
+        // CPU's support, and for the tile's own (MR, NR).
+        TileKind::Avx512 => unsafe { T::tile_avx512(group, panel, d, dst, ldc) },
+        // SAFETY: as above, for AVX2 and FMA.
+        TileKind::Avx2 => unsafe { T::tile_avx2(group, panel, d, dst, ldc) },
+        TileKind::Generic => {
             let mut acc = [[T::ZERO; NR]; MR];
             for (a, b) in group.chunks_exact(MR).zip(panel.chunks_exact(NR)) {
                 let (Ok(a), Ok(b)) = (<&[T; MR]>::try_from(a), <&[T; NR]>::try_from(b)) else {
@@ -183,14 +349,8 @@ fn band<T: Real, I: Isa, const MR: usize, const NR: usize>(k: Band<'_, T>) {
                     tile[r][c] = acc[r][c];
                 }
             }
-            let fys = &k.y_factor[j0..j0 + width];
-            for (r, acc_row) in tile.iter().enumerate().take(height) {
-                let i = i0 + r;
-                let fx = k.x_factor[i];
-                let orow = &mut k.out[i * k.m + j0..i * k.m + j0 + width];
-                for ((o, &dot), &fy) in orow.iter_mut().zip(acc_row).zip(fys) {
-                    *o = epilogue(k.metric, dot, fx, fy);
-                }
+            for (r, row) in tile.iter().enumerate() {
+                dst[r * ldc..r * ldc + NR].copy_from_slice(row);
             }
         }
     }
@@ -200,10 +360,10 @@ impl<T: Real> Kernel for Band<'_, T> {
     type Output = ();
     #[inline(always)]
     fn run<I: Isa>(self) {
-        let (mr, nr) = block_shape(I::LEVEL, std::mem::size_of::<T>());
-        match (mr, nr) {
+        match block_shape::<T>(I::LEVEL) {
             (1, 1) => band::<T, I, 1, 1>(self),
-            (6, 32) => band::<T, I, 6, 32>(self),
+            (12, 32) => band::<T, I, 12, 32>(self),
+            (12, 16) => band::<T, I, 12, 16>(self),
             (6, 16) => band::<T, I, 6, 16>(self),
             (6, 8) => band::<T, I, 6, 8>(self),
             _ => band::<T, I, 6, 4>(self),
@@ -229,7 +389,7 @@ pub(crate) fn cdist_cancellable<T: Real>(
         if d == 0 {
             return Ok(0);
         }
-        if len % d != 0 {
+        if !len.is_multiple_of(d) {
             return Err(SimdError::InvalidArgument {
                 name: what,
                 reason: format!("{len} elements do not split into rows of {d}"),
@@ -249,8 +409,8 @@ pub(crate) fn cdist_cancellable<T: Real>(
         return Ok(());
     }
     let level = simd_level();
-    let (mr, nr) = block_shape(level, std::mem::size_of::<T>());
-    let packed = pack_panels(y, m, d, nr);
+    let (mr, nr) = block_shape::<T>(level);
+    let packed = pack_panels(y, m, d, nr, level)?;
     let x_factor = row_factors(x, d, metric, level);
     let y_factor = row_factors(y, d, metric, level);
     let work = n * m * d;
@@ -355,7 +515,7 @@ pub fn cosine_similarity<T: Real>(
 ) -> Result<()> {
     check_len("x1 and x2 lengths", x1.len(), x2.len())?;
     let n = x1.len().checked_div(d).unwrap_or(out.len());
-    if d > 0 && x1.len() % d != 0 {
+    if d > 0 && !x1.len().is_multiple_of(d) {
         return Err(SimdError::InvalidArgument {
             name: "x1",
             reason: format!("{} elements do not split into rows of {d}", x1.len()),
@@ -437,8 +597,8 @@ mod tests {
             for metric in [Metric::Dot, Metric::SqEuclidean, Metric::L2, Metric::Cosine] {
                 let want = naive(&x, &y, d, metric);
                 for level in crate::dispatch::supported_levels() {
-                    let (_, nr) = block_shape(level, 8);
-                    let packed = pack_panels(&y, m, d, nr);
+                    let (_, nr) = block_shape::<f64>(level);
+                    let packed = pack_panels(&y, m, d, nr, level).unwrap();
                     let mut out = vec![0.0; n * m];
                     let kernel = Band {
                         x: &x,

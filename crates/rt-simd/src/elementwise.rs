@@ -59,13 +59,13 @@ impl Activation {
     }
 
     fn validate(self) -> Result<()> {
-        if let Activation::Softplus { beta, .. } = self {
-            if beta == 0.0 || beta.is_nan() {
-                return Err(SimdError::InvalidArgument {
-                    name: "beta",
-                    reason: format!("softplus needs a nonzero beta, got {beta}"),
-                });
-            }
+        if let Activation::Softplus { beta, .. } = self
+            && (beta == 0.0 || beta.is_nan())
+        {
+            return Err(SimdError::InvalidArgument {
+                name: "beta",
+                reason: format!("softplus needs a nonzero beta, got {beta}"),
+            });
         }
         Ok(())
     }
@@ -208,10 +208,10 @@ impl<S: Storage, F: UnaryFn<S::Compute>> Kernel for Map<'_, S, F> {
                     *o2 = g(x2);
                 }
                 // An odd length leaves the last element of the second half.
-                if out2.len() > half {
-                    if let (Some(o), Some(&x)) = (out2.last_mut(), in2.last()) {
-                        *o = g(x);
-                    }
+                if out2.len() > half
+                    && let (Some(o), Some(&x)) = (out2.last_mut(), in2.last())
+                {
+                    *o = g(x);
                 }
             }
             None => {
@@ -523,7 +523,7 @@ pub fn affine_per_feature<S: Storage>(
     if features == 0 {
         return check_len("input length for 0 features", 0, input.len());
     }
-    if input.len() % features != 0 {
+    if !input.len().is_multiple_of(features) {
         return Err(SimdError::InvalidArgument {
             name: "scale",
             reason: format!(

@@ -11,6 +11,7 @@ pub mod real;
 pub mod rows;
 pub mod stats;
 pub mod storage;
+mod tile;
 
 #[cfg(feature = "python")]
 pub mod python;

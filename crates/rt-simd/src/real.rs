@@ -7,7 +7,7 @@ use std::ops::{Add, AddAssign, Div, DivAssign, Mul, MulAssign, Neg, Sub, SubAssi
 use crate::dispatch::Isa;
 
 mod sealed {
-    pub trait Sealed {}
+    pub trait Sealed: crate::tile::DotTile {}
     impl Sealed for f32 {}
     impl Sealed for f64 {}
 }

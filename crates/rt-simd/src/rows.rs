@@ -263,19 +263,19 @@ fn check_rows(
     if d == 0 {
         return check_len("input length for rows of 0 elements", 0, len);
     }
-    if len % d != 0 {
+    if !len.is_multiple_of(d) {
         return Err(SimdError::InvalidArgument {
             name: "d",
             reason: format!("{len} elements do not split into rows of {d}"),
         });
     }
-    if let RowOp::LayerNorm { eps } | RowOp::RmsNorm { eps } = op {
-        if eps.is_nan() || eps < 0.0 {
-            return Err(SimdError::InvalidArgument {
-                name: "eps",
-                reason: format!("expected a number >= 0, got {eps}"),
-            });
-        }
+    if let RowOp::LayerNorm { eps } | RowOp::RmsNorm { eps } = op
+        && (eps.is_nan() || eps < 0.0)
+    {
+        return Err(SimdError::InvalidArgument {
+            name: "eps",
+            reason: format!("expected a number >= 0, got {eps}"),
+        });
     }
     Ok(())
 }

@@ -125,11 +125,11 @@ impl<I: Index> SpgemmPlan<I> {
                     let mut count = 0;
                     for &j in a.row_cols(r) {
                         for &c in j.to_usize().map_or(&[][..], |j| b.row_cols(j)) {
-                            if let Some(slot) = c.to_usize().and_then(|c| marks.mark.get_mut(c)) {
-                                if *slot != stamp {
-                                    *slot = stamp;
-                                    count += 1;
-                                }
+                            if let Some(slot) = c.to_usize().and_then(|c| marks.mark.get_mut(c))
+                                && *slot != stamp
+                            {
+                                *slot = stamp;
+                                count += 1;
                             }
                         }
                     }

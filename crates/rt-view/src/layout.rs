@@ -113,17 +113,17 @@ impl Layout {
                 strides: strides.to_vec(),
             });
         }
-        if let Some((lowest, highest)) = reachable_range(shape, strides, offset)? {
-            if lowest < 0 || highest >= buffer_len as i128 {
-                return Err(ViewError::OutOfBounds {
-                    shape: shape.to_vec(),
-                    strides: strides.to_vec(),
-                    offset,
-                    lowest,
-                    highest,
-                    len: buffer_len,
-                });
-            }
+        if let Some((lowest, highest)) = reachable_range(shape, strides, offset)?
+            && (lowest < 0 || highest >= buffer_len as i128)
+        {
+            return Err(ViewError::OutOfBounds {
+                shape: shape.to_vec(),
+                strides: strides.to_vec(),
+                offset,
+                lowest,
+                highest,
+                len: buffer_len,
+            });
         }
         Ok(Layout {
             shape: shape.to_vec(),

@@ -358,10 +358,10 @@ fn write_float<F: OutFloat>(
                 if let Some(nulls) = nulls {
                     let fill = F::from_f64(*fill);
                     for (i, row) in rows.chunks_exact_mut(width).enumerate() {
-                        if nulls.is_null(r0 + i) {
-                            if let Some(slot) = row.get_mut(k) {
-                                *slot = fill;
-                            }
+                        if nulls.is_null(r0 + i)
+                            && let Some(slot) = row.get_mut(k)
+                        {
+                            *slot = fill;
                         }
                     }
                 }

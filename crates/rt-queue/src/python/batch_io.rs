@@ -247,18 +247,17 @@ fn mismatch(candidate: &Borrowed<'_>, reference: &Borrowed<'_>, count: usize) ->
             theirs.describe()
         ));
     }
-    if let Structure::Dict(_) = mine {
-        if !reference
+    if let Structure::Dict(_) = mine
+        && !reference
             .keys
             .iter()
             .all(|key| candidate.keys.iter().any(|k| same_key(key, k)))
-        {
-            return PyValueError::new_err(format!(
-                "this request has keys {}, but {others} has keys {}; {RULE}",
-                key_list(&candidate.keys),
-                key_list(&reference.keys)
-            ));
-        }
+    {
+        return PyValueError::new_err(format!(
+            "this request has keys {}, but {others} has keys {}; {RULE}",
+            key_list(&candidate.keys),
+            key_list(&reference.keys)
+        ));
     }
     for (index, leaf) in reference.leaves.iter().enumerate() {
         let other = match mine {
@@ -268,18 +267,18 @@ fn mismatch(candidate: &Borrowed<'_>, reference: &Borrowed<'_>, count: usize) ->
             }),
             _ => candidate.leaves.get(index),
         };
-        if let Some(other) = other {
-            if other.dtype() != leaf.dtype() || other.shape() != leaf.shape() {
-                return PyValueError::new_err(format!(
-                    "{} has shape {} and dtype {}, but in {others} it has shape {} and dtype {}; \
+        if let Some(other) = other
+            && (other.dtype() != leaf.dtype() || other.shape() != leaf.shape())
+        {
+            return PyValueError::new_err(format!(
+                "{} has shape {} and dtype {}, but in {others} it has shape {} and dtype {}; \
                      {RULE}",
-                    field_name(mine, &reference.keys, index),
-                    py_shape(other.shape()),
-                    other.dtype(),
-                    py_shape(leaf.shape()),
-                    leaf.dtype()
-                ));
-            }
+                field_name(mine, &reference.keys, index),
+                py_shape(other.shape()),
+                other.dtype(),
+                py_shape(leaf.shape()),
+                leaf.dtype()
+            ));
         }
     }
     PyValueError::new_err(format!(

@@ -499,7 +499,7 @@ impl<'py> PyTensor<'py> {
 
     /// True when the element address is aligned for the dtype.
     pub fn is_aligned(&self) -> bool {
-        self.numel() == 0 || self.data % self.dtype.itemsize() == 0
+        self.numel() == 0 || self.data.is_multiple_of(self.dtype.itemsize())
     }
 
     /// The bytes the elements occupy, `None` when empty. Used to refuse an `out=` that
@@ -529,14 +529,14 @@ impl<'py> PyTensor<'py> {
             .filter(|&e| e <= usize::MAX as i128)
             .ok_or_else(overflow)?;
         let bytes = start as usize..end as usize;
-        if let Some(storage) = &self.storage {
-            if bytes.start < storage.start || bytes.end > storage.end {
-                return Err(PyValueError::new_err(format!(
-                    "the tensor (shape {:?}, strides {:?}) reaches bytes {:#x}..{:#x}, outside \
+        if let Some(storage) = &self.storage
+            && (bytes.start < storage.start || bytes.end > storage.end)
+        {
+            return Err(PyValueError::new_err(format!(
+                "the tensor (shape {:?}, strides {:?}) reaches bytes {:#x}..{:#x}, outside \
                      its storage {:#x}..{:#x} (was the storage resized?)",
-                    self.shape, self.strides, bytes.start, bytes.end, storage.start, storage.end
-                )));
-            }
+                self.shape, self.strides, bytes.start, bytes.end, storage.start, storage.end
+            )));
         }
         Ok(Some(Extent {
             bytes,

@@ -219,12 +219,13 @@ pub fn check_out(
     }
     if let Some(out_bytes) = out.byte_range()? {
         for (i, input) in inputs.iter().enumerate() {
-            if let Some(in_bytes) = input.byte_range()? {
-                if in_bytes.start < out_bytes.end && out_bytes.start < in_bytes.end {
-                    return Err(PyValueError::new_err(format!(
-                        "out= overlaps the memory of input {i}; pass a separate output tensor"
-                    )));
-                }
+            if let Some(in_bytes) = input.byte_range()?
+                && in_bytes.start < out_bytes.end
+                && out_bytes.start < in_bytes.end
+            {
+                return Err(PyValueError::new_err(format!(
+                    "out= overlaps the memory of input {i}; pass a separate output tensor"
+                )));
             }
         }
     }

@@ -114,10 +114,11 @@ pub fn collect(source: &CsvSource) -> Result<Codes> {
             let (c, f) = source.chunk(i)?;
             for_each_field(source, c, f, |col, value| {
                 let undecided = selected.get(col) == Some(&true) && text.get(col) == Some(&false);
-                if undecided && na.parse_float(value) == FieldValue::Invalid {
-                    if let Some(t) = text.get_mut(col) {
-                        *t = true;
-                    }
+                if undecided
+                    && na.parse_float(value) == FieldValue::Invalid
+                    && let Some(t) = text.get_mut(col)
+                {
+                    *t = true;
                 }
             })?;
             Ok(text)
@@ -140,10 +141,10 @@ pub fn collect(source: &CsvSource) -> Result<Codes> {
                 if text.get(col) != Some(&true) || na.contains(value) {
                     return;
                 }
-                if let (Some(s), Some(o)) = (seen.get_mut(col), order.get_mut(col)) {
-                    if s.insert(value.to_vec()) {
-                        o.push(value.to_vec());
-                    }
+                if let (Some(s), Some(o)) = (seen.get_mut(col), order.get_mut(col))
+                    && s.insert(value.to_vec())
+                {
+                    o.push(value.to_vec());
                 }
             })?;
             Ok(order)
