@@ -118,6 +118,15 @@ def test_any_sizes(n: int, m: int, d: int, metric: str, dtype: torch.dtype) -> N
     check(points(n, d, dtype, n), points(m, d, dtype, m + 100), metric)
 
 
+@pytest.mark.parametrize("dtype", REDUCTION_DTYPES, ids=dtype_name)
+@pytest.mark.parametrize("metric", METRICS)
+@pytest.mark.parametrize("n", [1, 5, 128])
+def test_few_rows_against_many_split_by_columns(n: int, metric: str, dtype: torch.dtype) -> None:
+    # Up to 128 rows of x with enough work run as column blocks of y (each packed where it
+    # is used), the last one narrower than a register panel; 129 rows run as row bands.
+    check(points(n, 70, dtype, 11), points(4099, 70, dtype, 12), metric)
+
+
 def test_long_calls_run_interruptibly_and_still_agree() -> None:
     # More than 2^30 multiply-adds: the Ctrl-C-aware path (a helper thread, a cancel token
     # polled between bands), with a new output and with a strided out=.
