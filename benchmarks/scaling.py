@@ -10,7 +10,10 @@ At each thread count T (torch, pyarrow and every rusttorch module set to T threa
   against torch CSR @ dense (MKL);
 - SDDMM at that pattern against ``torch.sparse.sampled_addmm``;
 - the fused chain (a*b + c - mean) / std on 32M float32 elements, ``out=``, against eager
-  torch (allocating; eager torch has no one-pass form).
+  torch (allocating; eager torch has no one-pass form);
+- cdist l2 of [2048, 128] x [4096, 128] float32 against ``torch.cdist`` (both allocating),
+  and the dot products alone (``rusttorch_simd.cdist(..., "dot", out=)`` against MKL's
+  ``torch.mm(x, y.T, out=)``).
 
 Medians of --rounds interleaved samples, a 0.2 s pause before each timed call (as in
 sparse.py) so that torch's spinning OpenMP threads do not compete with the next candidate.
@@ -126,11 +129,26 @@ def fused_cases(elements: int) -> list[Case]:
     ]
 
 
+def cdist_cases() -> list[Case]:
+    g = torch.Generator().manual_seed(4)
+    x, y = torch.randn(2048, 128, generator=g), torch.randn(4096, 128, generator=g)
+    out = torch.empty(2048, 4096)
+    torch.testing.assert_close(rsimd.cdist(x, y), torch.cdist(x, y), rtol=1e-4, atol=2e-3)
+    return [
+        Case("torch.cdist", lambda: torch.cdist(x, y)),
+        Case("rusttorch cdist l2", lambda: rsimd.cdist(x, y)),
+        Case("torch.mm(x, y.T, out=) [MKL]", lambda: torch.mm(x, y.T, out=out)),
+        Case("rusttorch cdist dot (out=)", lambda: rsimd.cdist(x, y, "dot", out=out)),
+    ]
+
+
 PAIRS = {
     "csv": ("pyarrow.csv.read_csv -> float32 tensor", "rusttorch_data.read_csv"),
     "spmm": ("torch CSR @ dense (MKL)", "rusttorch spmm sum"),
     "sddmm": ("torch.sparse.sampled_addmm", "rusttorch sddmm"),
     "fused": ("torch eager (a*b + c - mean) / std", "rusttorch fused_mad_normalize(out=)"),
+    "cdist": ("torch.cdist", "rusttorch cdist l2"),
+    "cdist_dot": ("torch.mm(x, y.T, out=) [MKL]", "rusttorch cdist dot (out=)"),
 }
 
 
@@ -149,7 +167,9 @@ def main() -> None:
         pandas_csv_seconds(csv_path)  # warms the page cache
         pandas_s = min(pandas_csv_seconds(csv_path) for _ in range(2))
         print(f"pandas.read_csv -> float32 tensor, {args.csv_rows} rows: {pandas_s:.3f} s")
-        cases = csv_cases(csv_path) + sparse_cases() + fused_cases(args.fused_elements)
+        cases = (
+            csv_cases(csv_path) + sparse_cases() + fused_cases(args.fused_elements) + cdist_cases()
+        )
         table: dict[str, dict[str, float]] = {}
         for t in counts:
             set_threads(t)

@@ -422,7 +422,8 @@ pub(crate) fn cdist_cancellable<T: Real>(
     let (_, nr) = block_shape::<T>(level);
     let x_factor = row_factors(x, d, metric, level);
     let y_factor = row_factors(y, d, metric, level);
-    if n <= BY_COLUMNS_MAX_ROWS && n * m * d >= PARALLEL_MIN_ELEMENTS * 4 {
+    let by_columns = n <= BY_COLUMNS_MAX_ROWS && n * m <= BY_COLUMNS_MAX_OUTPUT;
+    if by_columns && n * m * d >= PARALLEL_MIN_ELEMENTS * 4 {
         let factors = (x_factor.as_slice(), y_factor.as_slice());
         return cdist_by_columns(x, y, (n, m, d), metric, factors, out, level, cancel);
     }
@@ -491,6 +492,10 @@ fn cdist_by_rows<T: Real>(
 /// their part of `y` where it is used, in L2, at the price of packing `x` once per block
 /// and copying the result once: equal costs at about 230 rows for 128 features.
 const BY_COLUMNS_MAX_ROWS: usize = 128;
+
+/// ... and up to this many output values: the column blocks' results live side by side
+/// until they are copied out, as much memory again as the output.
+const BY_COLUMNS_MAX_OUTPUT: usize = 1 << 24;
 
 /// [`cdist`] for few rows of `x`: blocks of `y`'s rows are the parallel tasks, each packed
 /// into L2 by the task that uses it and run against every row of `x` into a task-local
