@@ -196,6 +196,8 @@ struct Band<'a, T> {
     x: &'a [T],
     out: &'a mut [T],
     packed: &'a [T],
+    /// Room for the band's rows packed MR at a time ([`groups_len`] values).
+    apack: &'a mut [T],
     m: usize,
     d: usize,
     x_factor: &'a [T],
@@ -217,6 +219,15 @@ fn epilogue<T: Real>(metric: Metric, dot: T, fx: T, fy: T) -> T {
     }
 }
 
+/// The length of [`Band::apack`] for `rows` rows of `d` features at `level`. The caller
+/// lends it (from [`DotTile::with_pack_buffer`](crate::tile::DotTile::with_pack_buffer))
+/// outside the dispatched kernel: a closure inside the kernel would be compiled without
+/// the level's instruction set (its epilogue ran on SSE2 that way).
+fn groups_len<T: Real>(rows: usize, d: usize, level: SimdLevel) -> usize {
+    let (mr, _) = block_shape::<T>(level);
+    rows.div_ceil(mr) * mr * d
+}
+
 #[inline(always)]
 fn band<T: Real, I: Isa, const MR: usize, const NR: usize>(k: Band<'_, T>) {
     let d = k.d;
@@ -228,16 +239,9 @@ fn band<T: Real, I: Isa, const MR: usize, const NR: usize>(k: Band<'_, T>) {
     // side), so that the inner loop reads both operands sequentially; rows past the end
     // repeat the last row, and their results are dropped.
     let groups = rows.div_ceil(MR);
-    T::with_pack_buffer(PackBuffer::Groups, groups * MR * d, |apack| {
-        band_packed::<T, I, MR, NR>(k, apack)
-    });
-}
-
-/// [`band`] with a buffer for the band's packed rows.
-#[inline(always)]
-fn band_packed<T: Real, I: Isa, const MR: usize, const NR: usize>(k: Band<'_, T>, apack: &mut [T]) {
-    let d = k.d;
-    let rows = k.out.len() / k.m.max(1);
+    let Some(apack) = k.apack.get_mut(..groups * MR * d) else {
+        return;
+    };
     for (g, group) in apack.chunks_exact_mut(MR * d).enumerate() {
         for r in 0..MR {
             let row = (g * MR + r).min(rows - 1);
@@ -464,17 +468,24 @@ fn cdist_by_rows<T: Real>(
         }
         let i0 = b * band_rows;
         let rows = out.len() / m;
-        let kernel = Band {
-            x: &x[i0 * d..(i0 + rows) * d],
-            out,
-            packed,
-            m,
-            d,
-            x_factor: &x_factor[i0..i0 + rows],
-            y_factor,
-            metric,
-        };
-        dispatch_at(level, kernel);
+        T::with_pack_buffer(
+            PackBuffer::Groups,
+            groups_len::<T>(rows, d, level),
+            |apack| {
+                let kernel = Band {
+                    x: &x[i0 * d..(i0 + rows) * d],
+                    out,
+                    packed,
+                    apack,
+                    m,
+                    d,
+                    x_factor: &x_factor[i0..i0 + rows],
+                    y_factor,
+                    metric,
+                };
+                dispatch_at(level, kernel);
+            },
+        );
         Ok(())
     };
     if band_rows >= n {
@@ -533,17 +544,20 @@ fn cdist_by_columns<T: Real>(
                 out: &mut *packed,
             };
             dispatch_at(level, pack);
-            let kernel = Band {
-                x,
-                out: &mut local,
-                packed,
-                m: width,
-                d,
-                x_factor,
-                y_factor: &y_factor[j0..j0 + width],
-                metric,
-            };
-            dispatch_at(level, kernel);
+            T::with_pack_buffer(PackBuffer::Groups, groups_len::<T>(n, d, level), |apack| {
+                let kernel = Band {
+                    x,
+                    out: &mut local,
+                    packed,
+                    apack,
+                    m: width,
+                    d,
+                    x_factor,
+                    y_factor: &y_factor[j0..j0 + width],
+                    metric,
+                };
+                dispatch_at(level, kernel);
+            });
         });
         Ok(local)
     };
@@ -727,10 +741,12 @@ mod tests {
                     let mut packed = vec![0.0; m.div_ceil(nr) * nr * d];
                     pack_panels(&y, m, d, nr, level, &mut packed).unwrap();
                     let mut out = vec![0.0; n * m];
+                    let mut apack = vec![0.0; groups_len::<f64>(n, d, level)];
                     let kernel = Band {
                         x: &x,
                         out: &mut out,
                         packed: &packed,
+                        apack: &mut apack,
                         m,
                         d,
                         x_factor: &row_factors(&x, d, metric, level),
