@@ -6,7 +6,8 @@ Cases (issue 4's goals in brackets):
   and writing one [>= 4x eager, >= 1.3x compile, out= within 80% of the floor];
 - single activations at 4M and 128M elements [>= 1.0x eager];
 - per-column standardize of a [128k, 1000] float32 matrix vs eager
-  (x - x.mean(0)) / x.std(0) [>= 10x];
+  (x - x.mean(0)) / x.std(0) [>= 10x], and the same in bfloat16 (read and written in 16
+  bits, computed in float32 by both);
 - layer_norm and softmax over rows [>= 1.0x torch]; cdist [>= 1.0x torch.cdist];
 - 1k and 64k elements, where per-call overhead shows;
 - the 4M activations and row ops once more with OMP_WAIT_POLICY=passive (see passive_omp).
@@ -139,8 +140,11 @@ def activations(n: int, rounds: int, names: list[str]) -> list[dict[str, Any]]:
     return results
 
 
-def standardize(rows_: int, cols: int, rounds: int) -> dict[str, Any]:
+def standardize(
+    rows_: int, cols: int, rounds: int, dtype: torch.dtype = torch.float32
+) -> dict[str, Any]:
     x = torch.randn(rows_, cols, generator=torch.Generator().manual_seed(2)) * 5 + 3
+    x = x.to(dtype)
     out = torch.empty_like(x)
     cases = [
         Case("torch eager (x - x.mean(0)) / x.std(0)", lambda: (x - x.mean(0)) / x.std(0)),
@@ -150,8 +154,9 @@ def standardize(rows_: int, cols: int, rounds: int) -> dict[str, Any]:
         Case("torch.var_mean(x, 0) [stats only]", lambda: torch.var_mean(x, 0)),
     ]
     run_group(cases, rounds=rounds, warmup_rounds=1)
-    rows = report(f"Per-column z-score, [{rows_:,}, {cols}] float32", cases, cases[0].name)
-    return {"shape": [rows_, cols], "rows": rows}
+    name = str(dtype).removeprefix("torch.")
+    rows = report(f"Per-column z-score, [{rows_:,}, {cols}] {name}", cases, cases[0].name)
+    return {"shape": [rows_, cols], "dtype": name, "rows": rows}
 
 
 def row_ops(n: int, d: int, rounds: int) -> list[dict[str, Any]]:
@@ -288,7 +293,9 @@ def main() -> None:
     results["fused_chain"] = fused_chain(big, rounds_big)
     results["activations_4m"] = activations(4 * 1024 * 1024, rounds, list(ACTIVATIONS))
     results["activations_big"] = activations(big, rounds_big, ["relu", "gelu", "silu", "exp"])
-    results["standardize"] = standardize(16_384 if args.quick else 131_072, 1000, rounds_big)
+    z_rows = 16_384 if args.quick else 131_072
+    results["standardize"] = standardize(z_rows, 1000, rounds_big)
+    results["standardize_bf16"] = standardize(z_rows, 1000, rounds_big, torch.bfloat16)
     results["rows"] = row_ops(*row_shape, rounds)
     results["cdist"] = [
         distances(2048, 4096, 128, rounds),

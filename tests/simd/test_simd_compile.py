@@ -120,6 +120,16 @@ OPCHECK = [
     (torch.ops.rusttorch.rms_norm.default, (torch.randn(4, 6), torch.ones(6), None)),
     (torch.ops.rusttorch.log_softmax.default, (torch.randn(4, 6),)),
     (torch.ops.rusttorch.l2_normalize.default, (torch.randn(4, 6), 1e-12)),
+    # 16-bit inputs: the fake kernels must give the outputs the input's dtype.
+    (
+        torch.ops.rusttorch.standardize.default,
+        (torch.randn(9, 4).bfloat16(), 0, 1.0, 0.0, "propagate"),
+    ),
+    (torch.ops.rusttorch.mean_var.default, (torch.randn(9, 4).half(), 0, 1.0, "omit")),
+    (
+        torch.ops.rusttorch.cosine_similarity.default,
+        (torch.randn(4, 3).half(), torch.randn(4, 3).half(), 1e-8),
+    ),
 ]
 # The same with inputs that require grad, so that opcheck also checks the autograd
 # registrations (the backward formulas themselves are gradchecked in test_simd_autograd.py).
@@ -144,6 +154,10 @@ OPCHECK_GRAD = [
         (torch.randn(4, 6, requires_grad=True), torch.randn(6, requires_grad=True), None, 1e-5),
     ),
     (torch.ops.rusttorch.log_softmax.default, (torch.randn(4, 6, requires_grad=True),)),
+    (
+        torch.ops.rusttorch.standardize.default,
+        (torch.randn(9, 4).bfloat16().requires_grad_(), 1, 0.0, 0.5, "omit"),
+    ),
 ]
 
 

@@ -13,6 +13,7 @@ use crate::error::{Result, SimdError, check_len};
 use crate::parallel::{PARALLEL_MIN_ELEMENTS, map_tasks, run_tasks, worth_parallel};
 use crate::real::{Real, madd};
 use crate::rows::lane_sum;
+use crate::storage::Storage;
 use crate::tile::PackBuffer;
 
 /// The metric of [`cdist`].
@@ -589,15 +590,15 @@ fn cdist_by_columns<T: Real>(
     }
 }
 
-struct RowPairs<'a, T> {
-    x1: &'a [T],
-    x2: &'a [T],
+struct RowPairs<'a, S: Storage> {
+    x1: &'a [S],
+    x2: &'a [S],
     d: usize,
-    eps: T,
-    out: &'a mut [T],
+    eps: S::Compute,
+    out: &'a mut [S],
 }
 
-impl<T: Real> Kernel for RowPairs<'_, T> {
+impl<S: Storage> Kernel for RowPairs<'_, S> {
     type Output = ();
     #[inline(always)]
     fn run<I: Isa>(self) {
@@ -605,33 +606,39 @@ impl<T: Real> Kernel for RowPairs<'_, T> {
         let rows = self.x1.chunks_exact(d).zip(self.x2.chunks_exact(d));
         for (o, (a, b)) in self.out.iter_mut().zip(rows) {
             let (dot, n1, n2) = if I::SCALAR {
-                dot_norms::<T, I, 1>(a, b)
+                dot_norms::<S, I, 1>(a, b)
             } else {
-                dot_norms::<T, I, 16>(a, b)
+                dot_norms::<S, I, 16>(a, b)
             };
-            let clamp = |n: T| if n < self.eps { self.eps } else { n };
-            *o = dot / (clamp(n1.sqrt()) * clamp(n2.sqrt()));
+            let clamp = |n: S::Compute| if n < self.eps { self.eps } else { n };
+            *o = S::store(dot / (clamp(n1.sqrt()) * clamp(n2.sqrt())));
         }
     }
 }
 
 #[inline(always)]
-fn dot_norms<T: Real, I: Isa, const L: usize>(a: &[T], b: &[T]) -> (T, T, T) {
-    let mut dot = [T::ZERO; L];
-    let mut na = [T::ZERO; L];
-    let mut nb = [T::ZERO; L];
+fn dot_norms<S: Storage, I: Isa, const L: usize>(
+    a: &[S],
+    b: &[S],
+) -> (S::Compute, S::Compute, S::Compute) {
+    let zero = S::Compute::ZERO;
+    let mut dot = [zero; L];
+    let mut na = [zero; L];
+    let mut nb = [zero; L];
     let ca = a.chunks_exact(L);
     let cb = b.chunks_exact(L);
     let (ta, tb) = (ca.remainder(), cb.remainder());
     for (x, y) in ca.zip(cb) {
         for j in 0..L {
-            dot[j] = madd::<T, I>(x[j], y[j], dot[j]);
-            na[j] = madd::<T, I>(x[j], x[j], na[j]);
-            nb[j] = madd::<T, I>(y[j], y[j], nb[j]);
+            let (x, y) = (x[j].load(), y[j].load());
+            dot[j] = madd::<S::Compute, I>(x, y, dot[j]);
+            na[j] = madd::<S::Compute, I>(x, x, na[j]);
+            nb[j] = madd::<S::Compute, I>(y, y, nb[j]);
         }
     }
-    let (mut d, mut s1, mut s2) = (T::ZERO, T::ZERO, T::ZERO);
+    let (mut d, mut s1, mut s2) = (zero, zero, zero);
     for (&x, &y) in ta.iter().zip(tb) {
+        let (x, y) = (x.load(), y.load());
         d += x * y;
         s1 += x * x;
         s2 += y * y;
@@ -647,12 +654,12 @@ fn dot_norms<T: Real, I: Isa, const L: usize>(a: &[T], b: &[T]) -> (T, T, T) {
 /// Row-wise cosine similarity of two `n x d` matrices, as
 /// `torch.nn.functional.cosine_similarity(x1, x2, dim=-1, eps)`:
 /// `x1.x2 / (max(|x1|, eps) max(|x2|, eps))`.
-pub fn cosine_similarity<T: Real>(
-    x1: &[T],
-    x2: &[T],
+pub fn cosine_similarity<S: Storage>(
+    x1: &[S],
+    x2: &[S],
     d: usize,
     eps: f64,
-    out: &mut [T],
+    out: &mut [S],
 ) -> Result<()> {
     check_len("x1 and x2 lengths", x1.len(), x2.len())?;
     let n = x1.len().checked_div(d).unwrap_or(out.len());
@@ -664,13 +671,13 @@ pub fn cosine_similarity<T: Real>(
     }
     check_len("output length (rows)", n, out.len())?;
     if d == 0 {
-        out.iter_mut().for_each(|o| *o = T::ZERO);
+        out.iter_mut().for_each(|o| *o = S::store(S::Compute::ZERO));
         return Ok(());
     }
     let level = simd_level();
-    let eps = T::from_f64(eps);
+    let eps = S::Compute::from_f64(eps);
     let rows_per_task = (PARALLEL_MIN_ELEMENTS / d).max(1);
-    let task = |((x1, x2), out): ((&[T], &[T]), &mut [T])| {
+    let task = |((x1, x2), out): ((&[S], &[S]), &mut [S])| {
         dispatch_at(
             level,
             RowPairs {

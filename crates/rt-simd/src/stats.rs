@@ -6,13 +6,18 @@
 //! the columns of a `[rows, features]` matrix that is `[1, rows, features]`, and the
 //! kernels walk it row by row, vectorized across the `inner` features, so memory is read
 //! once, in order. Reductions along the last axis (`inner == 1`) sum contiguous rows in
-//! independent lanes instead. Sums and Welford states are kept in f64 for f32 input.
+//! independent lanes instead. Sums and Welford states are kept in f64 for every input.
+//!
+//! Every function takes any [`Storage`] type: the 16-bit floats are widened in registers
+//! as they are read (minima, maxima and quantiles are compared in f32, exactly), the
+//! per-lane parameters are applied in f32, and each result is rounded to 16 bits once.
 
 use crate::dispatch::{Isa, Kernel, SimdLevel, dispatch_at, simd_level};
 use crate::error::{Result, SimdError, check_len};
 use crate::math::opaque;
 use crate::parallel::{PARALLEL_MIN_ELEMENTS, map_tasks, run_tasks};
 use crate::real::{Real, madd};
+use crate::storage::Storage;
 
 /// What to do with NaN inputs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -154,12 +159,12 @@ impl Welford {
 }
 
 /// Welford updates for a block of rows, vectorized across the lanes.
-struct WelfordRows<'a, T> {
-    rows: &'a [T],
+struct WelfordRows<'a, S> {
+    rows: &'a [S],
     state: &'a mut Welford,
 }
 
-impl<T: Real> Kernel for WelfordRows<'_, T> {
+impl<S: Storage> Kernel for WelfordRows<'_, S> {
     type Output = ();
     #[inline(always)]
     fn run<I: Isa>(self) {
@@ -175,7 +180,7 @@ impl<T: Real> Kernel for WelfordRows<'_, T> {
                 let inv = 1.0 / k;
                 let lanes = st.mean.iter_mut().zip(st.m2.iter_mut());
                 for ((m, s), &x) in lanes.zip(row) {
-                    let x = opaque::<_, I>(x.to_f64());
+                    let x = opaque::<_, I>(x.load().to_f64());
                     let d = x - *m;
                     *m = madd::<f64, I>(d, inv, *m);
                     *s = madd::<f64, I>(d, x - *m, *s);
@@ -187,7 +192,7 @@ impl<T: Real> Kernel for WelfordRows<'_, T> {
                 let lanes = st.mean.iter_mut().zip(st.m2.iter_mut());
                 let counts = st.count.iter_mut().zip(st.nans.iter_mut());
                 for (((m, s), (c, nans)), &x) in lanes.zip(counts).zip(row) {
-                    let x = opaque::<_, I>(x.to_f64());
+                    let x = opaque::<_, I>(x.load().to_f64());
                     let valid = !x.is_nan();
                     *c += if valid { 1.0 } else { 0.0 };
                     *nans += if valid { 0.0 } else { 1.0 };
@@ -202,29 +207,29 @@ impl<T: Real> Kernel for WelfordRows<'_, T> {
 }
 
 /// Sums over one contiguous row in `L` independent f64 lanes (L = 1 at the scalar level).
-struct RowMoments<'a, T> {
-    row: &'a [T],
+struct RowMoments<'a, S> {
+    row: &'a [S],
     skip_nan: bool,
 }
 
 /// (count, mean, sum of squared deviations, NaNs) of a row, two passes over it (the
 /// second from cache).
 #[inline(always)]
-fn row_moments<T: Real, I: Isa, const L: usize>(row: &[T], skip_nan: bool) -> [f64; 4] {
+fn row_moments<S: Storage, I: Isa, const L: usize>(row: &[S], skip_nan: bool) -> [f64; 4] {
     let mut sum = [0f64; L];
     let mut cnt = [0f64; L];
     let chunks = row.chunks_exact(L);
     let tail = chunks.remainder();
     for chunk in chunks {
         for j in 0..L {
-            let x = opaque::<_, I>(chunk[j].to_f64());
+            let x = opaque::<_, I>(chunk[j].load().to_f64());
             let valid = !skip_nan || !x.is_nan();
             sum[j] += if valid { x } else { 0.0 };
             cnt[j] += if valid { 1.0 } else { 0.0 };
         }
     }
     for &x in tail {
-        let x = x.to_f64();
+        let x = x.load().to_f64();
         let valid = !skip_nan || !x.is_nan();
         sum[0] += if valid { x } else { 0.0 };
         cnt[0] += if valid { 1.0 } else { 0.0 };
@@ -236,14 +241,14 @@ fn row_moments<T: Real, I: Isa, const L: usize>(row: &[T], skip_nan: bool) -> [f
     let tail = chunks.remainder();
     for chunk in chunks {
         for j in 0..L {
-            let x = opaque::<_, I>(chunk[j].to_f64());
+            let x = opaque::<_, I>(chunk[j].load().to_f64());
             let d = x - mean;
             let valid = !skip_nan || !x.is_nan();
             ss[j] = madd::<f64, I>(d, if valid { d } else { 0.0 }, ss[j]);
         }
     }
     for &x in tail {
-        let x = x.to_f64();
+        let x = x.load().to_f64();
         let d = x - mean;
         let valid = !skip_nan || !x.is_nan();
         ss[0] += if valid { d * d } else { 0.0 };
@@ -252,14 +257,14 @@ fn row_moments<T: Real, I: Isa, const L: usize>(row: &[T], skip_nan: bool) -> [f
     [n, mean, ss.iter().sum(), nans]
 }
 
-impl<T: Real> Kernel for RowMoments<'_, T> {
+impl<S: Storage> Kernel for RowMoments<'_, S> {
     type Output = [f64; 4];
     #[inline(always)]
     fn run<I: Isa>(self) -> [f64; 4] {
         if I::SCALAR {
-            row_moments::<T, I, 1>(self.row, self.skip_nan)
+            row_moments::<S, I, 1>(self.row, self.skip_nan)
         } else {
-            row_moments::<T, I, 16>(self.row, self.skip_nan)
+            row_moments::<S, I, 16>(self.row, self.skip_nan)
         }
     }
 }
@@ -272,7 +277,7 @@ struct Moments {
     nans: Vec<f64>,
 }
 
-fn moments<T: Real>(x: &[T], axis: Axis, nan: NanPolicy) -> Result<Moments> {
+fn moments<S: Storage>(x: &[S], axis: Axis, nan: NanPolicy) -> Result<Moments> {
     let level = simd_level();
     let skip = nan != NanPolicy::Propagate;
     let lanes = axis.lanes();
@@ -288,7 +293,7 @@ fn moments<T: Real>(x: &[T], axis: Axis, nan: NanPolicy) -> Result<Moments> {
     if axis.inner == 1 {
         // Contiguous rows of `len`: one task per group of rows.
         let rows_per_task = (PARALLEL_MIN_ELEMENTS / axis.len.max(1)).max(1);
-        let row_stats = |row: &[T]| {
+        let row_stats = |row: &[S]| {
             dispatch_at(
                 level,
                 RowMoments {
@@ -300,7 +305,7 @@ fn moments<T: Real>(x: &[T], axis: Axis, nan: NanPolicy) -> Result<Moments> {
         let stats: Vec<[f64; 4]> = if axis.numel() >= PARALLEL_MIN_ELEMENTS && axis.len > 0 {
             map_tasks(
                 x.chunks(axis.len * rows_per_task).collect(),
-                |rows: &[T]| rows.chunks(axis.len).map(row_stats).collect::<Vec<_>>(),
+                |rows: &[S]| rows.chunks(axis.len).map(row_stats).collect::<Vec<_>>(),
             )?
             .into_iter()
             .flatten()
@@ -406,74 +411,86 @@ fn check_correction(correction: f64) -> Result<()> {
     }
 }
 
+/// `v` in the compute type of `S` (f32 for the 16-bit floats).
+fn compute<S: Storage>(v: f64) -> S::Compute {
+    S::Compute::from_f64(v)
+}
+
+/// A lane's mean: NaN for a lane with no values.
+fn lane_mean(m: &Moments, i: usize) -> f64 {
+    if m.count[i] > 0.0 {
+        m.mean[i]
+    } else {
+        f64::NAN
+    }
+}
+
 /// Mean and variance along `axis` in one pass over `x`, written to `mean` and `var`
 /// (`axis.lanes()` values each, in `[outer, inner]` order). `correction` is torch's
 /// (1 for the sample variance, 0 for the population variance).
-pub fn mean_var<T: Real>(
-    x: &[T],
+pub fn mean_var<S: Storage>(
+    x: &[S],
     axis: Axis,
     correction: f64,
     nan: NanPolicy,
-    mean: &mut [T],
-    var: &mut [T],
+    mean: &mut [S],
+    var: &mut [S],
 ) -> Result<()> {
     axis.check("input length", x.len(), &[mean.len(), var.len()])?;
     check_correction(correction)?;
     let m = moments(x, axis, nan)?;
     raise_on_nan(&m.nans, nan)?;
     for i in 0..axis.lanes() {
-        mean[i] = T::from_f64(if m.count[i] > 0.0 {
-            m.mean[i]
-        } else {
-            f64::NAN
-        });
-        var[i] = T::from_f64(variance(m.count[i], m.m2[i], correction));
+        mean[i] = S::store(compute::<S>(lane_mean(&m, i)));
+        var[i] = S::store(compute::<S>(variance(m.count[i], m.m2[i], correction)));
     }
     Ok(())
 }
 
 /// `y = (x - mean) / (std + eps)` along `axis` (torch's `(x - x.mean(d)) / x.std(d)` for
-/// `eps = 0`), two passes; also writes the mean and std used.
+/// `eps = 0`), two passes; also writes the mean and std. A 16-bit `y` is computed from
+/// the f32 mean and std, before they are rounded to 16 bits for `mean` and `std`.
 #[allow(clippy::too_many_arguments)] // the inputs, the options and three outputs
-pub fn standardize<T: Real>(
-    x: &[T],
+pub fn standardize<S: Storage>(
+    x: &[S],
     axis: Axis,
     correction: f64,
     eps: f64,
     nan: NanPolicy,
-    y: &mut [T],
-    mean: &mut [T],
-    std: &mut [T],
+    y: &mut [S],
+    mean: &mut [S],
+    std: &mut [S],
 ) -> Result<()> {
     axis.check("input length", x.len(), &[mean.len(), std.len()])?;
     check_len("output length", x.len(), y.len())?;
     check_correction(correction)?;
     let m = moments(x, axis, nan)?;
     raise_on_nan(&m.nans, nan)?;
+    let eps = compute::<S>(eps);
+    let mut centre = Vec::with_capacity(axis.lanes());
+    let mut scale = Vec::with_capacity(axis.lanes());
     for i in 0..axis.lanes() {
-        mean[i] = T::from_f64(if m.count[i] > 0.0 {
-            m.mean[i]
-        } else {
-            f64::NAN
-        });
-        std[i] = T::from_f64(variance(m.count[i], m.m2[i], correction).sqrt());
+        let mu = compute::<S>(lane_mean(&m, i));
+        let sd = compute::<S>(variance(m.count[i], m.m2[i], correction).sqrt());
+        mean[i] = S::store(mu);
+        std[i] = S::store(sd);
+        centre.push(mu);
+        scale.push(sd + eps);
     }
-    let eps = T::from_f64(eps);
-    let scale: Vec<T> = std.iter().map(|&s| s + eps).collect();
-    apply_per_lane(x, axis, y, mean, &scale, LaneOp::Normalize)
+    apply_per_lane(x, axis, y, &centre, &scale, LaneOp::Normalize)
 }
 
 /// scikit-learn's `minmax_scale`: `y = x * s + (lo - min * s)` with
 /// `s = (hi - lo) / (max - min)` (a zero range counts as 1); writes min and max too.
 #[allow(clippy::too_many_arguments)] // the inputs, the options and three outputs
-pub fn minmax_scale<T: Real>(
-    x: &[T],
+pub fn minmax_scale<S: Storage>(
+    x: &[S],
     axis: Axis,
     feature_range: (f64, f64),
     nan: NanPolicy,
-    y: &mut [T],
-    min: &mut [T],
-    max: &mut [T],
+    y: &mut [S],
+    min: &mut [S],
+    max: &mut [S],
 ) -> Result<()> {
     axis.check("input length", x.len(), &[min.len(), max.len()])?;
     check_len("output length", x.len(), y.len())?;
@@ -487,15 +504,21 @@ pub fn minmax_scale<T: Real>(
     }
     let ext = extremes(x, axis, nan)?;
     raise_on_nan(&ext.nans, nan)?;
-    let mut scale = vec![T::ZERO; axis.lanes()];
-    let mut offset = vec![T::ZERO; axis.lanes()];
+    let zero = S::Compute::ZERO;
+    let mut scale = vec![zero; axis.lanes()];
+    let mut offset = vec![zero; axis.lanes()];
     for i in 0..axis.lanes() {
-        min[i] = ext.min[i];
-        max[i] = ext.max[i];
+        // Exact: the extremes are input values.
+        min[i] = S::store(ext.min[i]);
+        max[i] = S::store(ext.max[i]);
         let range = ext.max[i] - ext.min[i];
-        let range = if range == T::ZERO { T::ONE } else { range };
-        scale[i] = T::from_f64(hi - lo) / range;
-        offset[i] = T::from_f64(lo) - ext.min[i] * scale[i];
+        let range = if range == zero {
+            S::Compute::ONE
+        } else {
+            range
+        };
+        scale[i] = compute::<S>(hi - lo) / range;
+        offset[i] = compute::<S>(lo) - ext.min[i] * scale[i];
     }
     apply_per_lane(x, axis, y, &scale, &offset, LaneOp::Affine)
 }
@@ -508,16 +531,16 @@ struct Extremes<T> {
     nans: Vec<f64>,
 }
 
-struct MinMaxRows<'a, T> {
-    rows: &'a [T],
+struct MinMaxRows<'a, S: Storage> {
+    rows: &'a [S],
     inner: usize,
-    min: &'a mut [T],
-    max: &'a mut [T],
+    min: &'a mut [S::Compute],
+    max: &'a mut [S::Compute],
     nans: &'a mut [f64],
     propagate: bool,
 }
 
-impl<T: Real> Kernel for MinMaxRows<'_, T> {
+impl<S: Storage> Kernel for MinMaxRows<'_, S> {
     type Output = ();
     #[inline(always)]
     fn run<I: Isa>(self) {
@@ -525,7 +548,7 @@ impl<T: Real> Kernel for MinMaxRows<'_, T> {
         for row in self.rows.chunks_exact(inner) {
             let lanes = self.min.iter_mut().zip(self.max.iter_mut());
             for (((lo, hi), nans), &x) in lanes.zip(self.nans.iter_mut()).zip(row) {
-                let x = opaque::<_, I>(x);
+                let x = opaque::<_, I>(x.load());
                 let is_nan = x.is_nan();
                 *nans += if is_nan { 1.0 } else { 0.0 };
                 if self.propagate {
@@ -541,27 +564,28 @@ impl<T: Real> Kernel for MinMaxRows<'_, T> {
     }
 }
 
-fn extremes<T: Real>(x: &[T], axis: Axis, nan: NanPolicy) -> Result<Extremes<T>> {
+fn extremes<S: Storage>(x: &[S], axis: Axis, nan: NanPolicy) -> Result<Extremes<S::Compute>> {
     let level = simd_level();
     let propagate = nan == NanPolicy::Propagate;
     let lanes = axis.lanes();
     let mut out = Extremes {
-        min: vec![T::INFINITY; lanes],
-        max: vec![T::NEG_INFINITY; lanes],
+        min: vec![S::Compute::INFINITY; lanes],
+        max: vec![S::Compute::NEG_INFINITY; lanes],
         nans: vec![0.0; lanes],
     };
     // As [outer * len, inner] rows (inner == 1: each row is one lane's element; the
     // per-row loop is then scalar, which reductions along the last axis accept).
     let block = |o: usize, start: usize, end: usize| {
         let mut part = Extremes {
-            min: vec![T::INFINITY; axis.inner],
-            max: vec![T::NEG_INFINITY; axis.inner],
+            min: vec![S::Compute::INFINITY; axis.inner],
+            max: vec![S::Compute::NEG_INFINITY; axis.inner],
             nans: vec![0.0; axis.inner],
         };
         let base = o * axis.len * axis.inner;
         let rows = &x[base + start * axis.inner..base + end * axis.inner];
         if axis.inner == 1 {
             for &v in rows {
+                let v = v.load();
                 let is_nan = v.is_nan();
                 part.nans[0] += if is_nan { 1.0 } else { 0.0 };
                 let lo = part.min[0];
@@ -607,7 +631,7 @@ fn extremes<T: Real>(x: &[T], axis: Axis, nan: NanPolicy) -> Result<Extremes<T>>
             (0..blocks).map(move |b| (o, (b * per).min(axis.len), ((b + 1) * per).min(axis.len)))
         })
         .collect();
-    let parts: Vec<Extremes<T>> = if items.len() > 1 {
+    let parts: Vec<Extremes<S::Compute>> = if items.len() > 1 {
         map_tasks(items, |(o, s, e)| block(o, s, e))?
     } else {
         items.iter().map(|&(o, s, e)| block(o, s, e)).collect()
@@ -617,16 +641,17 @@ fn extremes<T: Real>(x: &[T], axis: Axis, nan: NanPolicy) -> Result<Extremes<T>>
             for j in 0..axis.inner {
                 let i = o * axis.inner + j;
                 let (lo, hi) = (part.min[j], part.max[j]);
-                let keep_nan = |cur: T, new: T| propagate && (cur.is_nan() || new.is_nan());
+                let keep_nan =
+                    |cur: S::Compute, new: S::Compute| propagate && (cur.is_nan() || new.is_nan());
                 out.min[i] = if keep_nan(out.min[i], lo) {
-                    T::NAN
+                    S::Compute::NAN
                 } else if lo < out.min[i] {
                     lo
                 } else {
                     out.min[i]
                 };
                 out.max[i] = if keep_nan(out.max[i], hi) {
-                    T::NAN
+                    S::Compute::NAN
                 } else if hi > out.max[i] {
                     hi
                 } else {
@@ -639,8 +664,8 @@ fn extremes<T: Real>(x: &[T], axis: Axis, nan: NanPolicy) -> Result<Extremes<T>>
     // Lanes with no value at all (empty, or only NaN when skipping) get NaN.
     for i in 0..lanes {
         if out.nans[i] >= axis.len as f64 {
-            out.min[i] = T::NAN;
-            out.max[i] = T::NAN;
+            out.min[i] = S::Compute::NAN;
+            out.max[i] = S::Compute::NAN;
         }
     }
     Ok(out)
@@ -683,27 +708,27 @@ fn quantile_linear<T: Real>(values: &mut [T], q: f64) -> T {
 /// 1); writes the center and scale too. Quantiles interpolate linearly, as NumPy's
 /// `nanpercentile`.
 #[allow(clippy::too_many_arguments)] // the inputs, the options and three outputs
-pub fn robust_scale<T: Real>(
-    x: &[T],
+pub fn robust_scale<S: Storage>(
+    x: &[S],
     axis: Axis,
     quantile_range: (f64, f64),
     nan: NanPolicy,
-    y: &mut [T],
-    center: &mut [T],
-    scale: &mut [T],
+    y: &mut [S],
+    center: &mut [S],
+    scale: &mut [S],
 ) -> Result<()> {
     robust_scale_cancellable(x, axis, quantile_range, nan, y, center, scale, None)
 }
 
 #[allow(clippy::too_many_arguments)] // as robust_scale, plus the cancel token
-pub(crate) fn robust_scale_cancellable<T: Real>(
-    x: &[T],
+pub(crate) fn robust_scale_cancellable<S: Storage>(
+    x: &[S],
     axis: Axis,
     quantile_range: (f64, f64),
     nan: NanPolicy,
-    y: &mut [T],
-    center: &mut [T],
-    scale: &mut [T],
+    y: &mut [S],
+    center: &mut [S],
+    scale: &mut [S],
     cancel: Option<&rt_view::cancel::CancelToken>,
 ) -> Result<()> {
     axis.check("input length", x.len(), &[center.len(), scale.len()])?;
@@ -723,17 +748,18 @@ pub(crate) fn robust_scale_cancellable<T: Real>(
     let groups: Vec<(usize, usize)> = (0..axis.outer)
         .flat_map(|o| (0..axis.inner.div_ceil(GROUP)).map(move |g| (o, g * GROUP)))
         .collect();
-    let per_group = |&(o, j0): &(usize, usize)| -> Result<Vec<[T; 3]>> {
+    let per_group = |&(o, j0): &(usize, usize)| -> Result<Vec<[S::Compute; 3]>> {
         if let Some(token) = cancel {
             token.check()?;
         }
         let width = GROUP.min(axis.inner - j0);
-        let mut columns: Vec<Vec<T>> = vec![Vec::with_capacity(axis.len); width];
+        let mut columns: Vec<Vec<S::Compute>> = vec![Vec::with_capacity(axis.len); width];
         let mut nans = vec![0usize; width];
         let base = o * axis.len * axis.inner;
         for r in 0..axis.len {
             let row = &x[base + r * axis.inner + j0..base + r * axis.inner + j0 + width];
             for ((col, n), &v) in columns.iter_mut().zip(nans.iter_mut()).zip(row) {
+                let v = v.load();
                 if v.is_nan() {
                     *n += 1;
                 } else {
@@ -746,7 +772,7 @@ pub(crate) fn robust_scale_cancellable<T: Real>(
             .zip(&nans)
             .map(|(col, &n)| {
                 if n > 0 && nan == NanPolicy::Propagate {
-                    return [T::NAN; 3];
+                    return [S::Compute::NAN; 3];
                 }
                 let med = quantile_linear(col, 0.5);
                 let lo = quantile_linear(col, q_lo / 100.0);
@@ -760,7 +786,7 @@ pub(crate) fn robust_scale_cancellable<T: Real>(
         // not the column of the first NaN in memory order, which is an earlier row's.
         let inner = axis.inner.max(1);
         let lane_of = |i: usize| (i / (axis.len * inner).max(1)) * inner + i % inner;
-        let nan_lanes = x.iter().enumerate().filter(|(_, v)| v.is_nan());
+        let nan_lanes = x.iter().enumerate().filter(|(_, v)| v.load().is_nan());
         let (count, column) = nan_lanes.fold((0usize, usize::MAX), |(n, lo), (i, _)| {
             (n + 1, lo.min(lane_of(i)))
         });
@@ -768,17 +794,25 @@ pub(crate) fn robust_scale_cancellable<T: Real>(
             return Err(SimdError::NanFound { count, column });
         }
     }
-    let results: Vec<Result<Vec<[T; 3]>>> = map_tasks(groups.iter().collect(), per_group)?;
-    let mut stats = Vec::with_capacity(lanes);
+    let results: Vec<Result<Vec<[S::Compute; 3]>>> = map_tasks(groups.iter().collect(), per_group)?;
+    let mut centres = Vec::with_capacity(lanes);
+    let mut scales = Vec::with_capacity(lanes);
     for r in results {
-        stats.extend(r?);
+        for [med, lo, hi] in r? {
+            let iqr = hi - lo;
+            centres.push(med);
+            scales.push(if iqr == S::Compute::ZERO {
+                S::Compute::ONE
+            } else {
+                iqr
+            });
+        }
     }
-    for (i, [med, lo, hi]) in stats.into_iter().enumerate() {
-        let iqr = hi - lo;
-        center[i] = med;
-        scale[i] = if iqr == T::ZERO { T::ONE } else { iqr };
+    for i in 0..lanes {
+        center[i] = S::store(centres[i]);
+        scale[i] = S::store(scales[i]);
     }
-    apply_per_lane(x, axis, y, center, scale, LaneOp::Normalize)
+    apply_per_lane(x, axis, y, &centres, &scales, LaneOp::Normalize)
 }
 
 // ---- applying per-lane parameters ----------------------------------------------------
@@ -791,23 +825,23 @@ enum LaneOp {
     Affine,
 }
 
-struct LaneApply<'a, T> {
-    x: &'a [T],
-    y: &'a mut [T],
+struct LaneApply<'a, S: Storage> {
+    x: &'a [S],
+    y: &'a mut [S],
     /// Parameters per lane of a row of `p.len()` (inner > 1), or per run of `run` elements.
-    p: &'a [T],
-    q: &'a [T],
+    p: &'a [S::Compute],
+    q: &'a [S::Compute],
     run: usize,
     op: LaneOp,
 }
 
-impl<T: Real> Kernel for LaneApply<'_, T> {
+impl<S: Storage> Kernel for LaneApply<'_, S> {
     type Output = ();
     #[inline(always)]
     fn run<I: Isa>(self) {
-        let f = |x: T, p: T, q: T| match self.op {
+        let f = |x: S::Compute, p: S::Compute, q: S::Compute| match self.op {
             LaneOp::Normalize => (x - p) / q,
-            LaneOp::Affine => madd::<T, I>(x, p, q),
+            LaneOp::Affine => madd::<S::Compute, I>(x, p, q),
         };
         if self.run == 1 {
             let width = self.p.len().max(1);
@@ -816,12 +850,12 @@ impl<T: Real> Kernel for LaneApply<'_, T> {
                 match self.op {
                     LaneOp::Normalize => {
                         for ((o, &x), (&p, &q)) in yr.iter_mut().zip(xr).zip(params) {
-                            *o = (opaque::<_, I>(x) - p) / q;
+                            *o = S::store((opaque::<_, I>(x.load()) - p) / q);
                         }
                     }
                     LaneOp::Affine => {
                         for ((o, &x), (&p, &q)) in yr.iter_mut().zip(xr).zip(params) {
-                            *o = madd::<T, I>(opaque::<_, I>(x), p, q);
+                            *o = S::store(madd::<S::Compute, I>(opaque::<_, I>(x.load()), p, q));
                         }
                     }
                 }
@@ -830,7 +864,7 @@ impl<T: Real> Kernel for LaneApply<'_, T> {
             let runs = self.y.chunks_mut(self.run).zip(self.x.chunks(self.run));
             for ((yr, xr), (&p, &q)) in runs.zip(self.p.iter().zip(self.q)) {
                 for (o, &x) in yr.iter_mut().zip(xr) {
-                    *o = f(opaque::<_, I>(x), p, q);
+                    *o = S::store(f(opaque::<_, I>(x.load()), p, q));
                 }
             }
         }
@@ -838,37 +872,38 @@ impl<T: Real> Kernel for LaneApply<'_, T> {
 }
 
 /// `y = op(x, p[lane], q[lane])` where lane is `(outer, inner)` of each element.
-fn apply_per_lane<T: Real>(
-    x: &[T],
+fn apply_per_lane<S: Storage>(
+    x: &[S],
     axis: Axis,
-    y: &mut [T],
-    p: &[T],
-    q: &[T],
+    y: &mut [S],
+    p: &[S::Compute],
+    q: &[S::Compute],
     op: LaneOp,
 ) -> Result<()> {
     let level = simd_level();
     if axis.numel() == 0 {
         return Ok(());
     }
-    let work = |x: &[T], y: &mut [T], p: &[T], q: &[T], run: usize, level: SimdLevel| {
-        dispatch_at(
-            level,
-            LaneApply {
-                x,
-                y,
-                p,
-                q,
-                run,
-                op,
-            },
-        )
-    };
+    let work =
+        |x: &[S], y: &mut [S], p: &[S::Compute], q: &[S::Compute], run: usize, level: SimdLevel| {
+            dispatch_at(
+                level,
+                LaneApply {
+                    x,
+                    y,
+                    p,
+                    q,
+                    run,
+                    op,
+                },
+            )
+        };
     let parallel = axis.numel() >= PARALLEL_MIN_ELEMENTS;
     if axis.inner == 1 {
         // One parameter pair per contiguous run of `len` elements (a row).
         let rows_per_task = (PARALLEL_MIN_ELEMENTS / axis.len.max(1)).max(1);
         let chunk = rows_per_task * axis.len;
-        let task = |(i, (y, x)): (usize, (&mut [T], &[T]))| {
+        let task = |(i, (y, x)): (usize, (&mut [S], &[S]))| {
             let first = i * rows_per_task;
             let last = (first + rows_per_task).min(p.len());
             work(x, y, &p[first..last], &q[first..last], axis.len, level)
@@ -1047,6 +1082,146 @@ mod tests {
                     let want = (x[k] - a[l]) / b[l];
                     prop_assert!(close(y[k], want, 1e-12), "robust y[{k}] at {level}");
                 }
+            }
+        }
+    }
+
+    /// Each 16-bit result must be the f32 path's result on the widened input, rounded once.
+    fn check_widened<S: Storage<Compute = f32>>(
+        x: &[f32],
+        axis: Axis,
+        level: SimdLevel,
+    ) -> std::result::Result<(), TestCaseError> {
+        let narrow: Vec<S> = x.iter().map(|&v| S::store(v)).collect();
+        let wide: Vec<f32> = narrow.iter().map(|v| v.load()).collect();
+        let (n, l) = (narrow.len(), axis.lanes());
+        let same = |a: &[S], b: &[f32], what: &str| -> std::result::Result<(), TestCaseError> {
+            for (i, (&a, &b)) in a.iter().zip(b).enumerate() {
+                let want = S::store(b).load();
+                let got = a.load();
+                prop_assert!(
+                    got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()),
+                    "{what}[{i}] at {level}: {got} vs {want}"
+                );
+            }
+            Ok(())
+        };
+        let (mut y, mut a, mut b) = (
+            vec![S::store(0.0); n],
+            vec![S::store(0.0); l],
+            vec![S::store(0.0); l],
+        );
+        let (mut y32, mut a32, mut b32) = (vec![0f32; n], vec![0f32; l], vec![0f32; l]);
+        at_level(level, || {
+            mean_var(&narrow, axis, 1.0, NanPolicy::Omit, &mut a, &mut b)
+        })
+        .unwrap();
+        at_level(level, || {
+            mean_var(&wide, axis, 1.0, NanPolicy::Omit, &mut a32, &mut b32)
+        })
+        .unwrap();
+        same(&a, &a32, "mean")?;
+        same(&b, &b32, "var")?;
+        at_level(level, || {
+            standardize(
+                &narrow,
+                axis,
+                0.0,
+                0.25,
+                NanPolicy::Propagate,
+                &mut y,
+                &mut a,
+                &mut b,
+            )
+        })
+        .unwrap();
+        at_level(level, || {
+            standardize(
+                &wide,
+                axis,
+                0.0,
+                0.25,
+                NanPolicy::Propagate,
+                &mut y32,
+                &mut a32,
+                &mut b32,
+            )
+        })
+        .unwrap();
+        same(&y, &y32, "standardize y")?;
+        same(&b, &b32, "std")?;
+        at_level(level, || {
+            minmax_scale(
+                &narrow,
+                axis,
+                (-1.0, 2.0),
+                NanPolicy::Omit,
+                &mut y,
+                &mut a,
+                &mut b,
+            )
+        })
+        .unwrap();
+        at_level(level, || {
+            minmax_scale(
+                &wide,
+                axis,
+                (-1.0, 2.0),
+                NanPolicy::Omit,
+                &mut y32,
+                &mut a32,
+                &mut b32,
+            )
+        })
+        .unwrap();
+        same(&y, &y32, "minmax y")?;
+        same(&a, &a32, "min")?;
+        at_level(level, || {
+            robust_scale(
+                &narrow,
+                axis,
+                (10.0, 90.0),
+                NanPolicy::Omit,
+                &mut y,
+                &mut a,
+                &mut b,
+            )
+        })
+        .unwrap();
+        at_level(level, || {
+            robust_scale(
+                &wide,
+                axis,
+                (10.0, 90.0),
+                NanPolicy::Omit,
+                &mut y32,
+                &mut a32,
+                &mut b32,
+            )
+        })
+        .unwrap();
+        same(&y, &y32, "robust y")?;
+        same(&b, &b32, "iqr")
+    }
+
+    proptest! {
+        #[test]
+        fn sixteen_bit_inputs_give_the_widened_f32_results_rounded_once(
+            dims in proptest::collection::vec(1usize..9, 1..4),
+            dim_seed in 0usize..3,
+            seed in 0u64..1000,
+            nan_at in proptest::option::of(0usize..500),
+        ) {
+            let dim = dim_seed % dims.len();
+            let n: usize = dims.iter().product();
+            let mut x: Vec<f32> = (0..n).map(|i| ((i as u64 * 2654435761 + seed) % 1000) as f32 / 7.0 - 60.0).collect();
+            if let Some(i) = nan_at.filter(|&i| i < n) {
+                x[i] = f32::NAN;
+            }
+            let axis = Axis::of(&dims, dim).unwrap();
+            for level in supported_levels() {
+                check_widened::<half::f16>(&x, axis, level)?;
+                check_widened::<half::bf16>(&x, axis, level)?;
             }
         }
     }

@@ -338,6 +338,13 @@ def _standardize_setup(ctx, inputs, output):  # type: ignore[no-untyped-def]
 
 def _standardize_backward(ctx, gy, gmean, gstd):  # type: ignore[no-untyped-def]
     x, mean, std = ctx.saved_tensors
+    in_dtype = x.dtype
+    if in_dtype in (torch.float16, torch.bfloat16):
+        # Computed in float32 like the forward pass (the sums below would lose most of
+        # their bits in 16 bits), rounded to the input's dtype at the end.
+        x, mean, std, gy = (t.float() for t in (x, mean, std, gy))
+        gmean = None if gmean is None else gmean.float()
+        gstd = None if gstd is None else gstd.float()
     d = ctx.dim
     m = mean.unsqueeze(d)
     s = std.unsqueeze(d)
@@ -366,7 +373,7 @@ def _standardize_backward(ctx, gy, gmean, gstd):  # type: ignore[no-untyped-def]
         gx = gx + gmean.unsqueeze(d) / n
     if present is not None:
         gx = torch.where(present, gx, 0.0)
-    return gx, None, None, None, None
+    return gx.to(in_dtype), None, None, None, None
 
 
 standardize_op.register_autograd(_standardize_backward, setup_context=_standardize_setup)

@@ -19,15 +19,17 @@ impl From<SimdError> for PyErr {
     }
 }
 
-/// The dtypes of memory-bound elementwise ops.
-pub(crate) const ELEMENTWISE_DTYPES: &[DType] = &[
+/// The dtypes of the memory-bound ops (all but `cdist`): 16-bit inputs are widened to f32
+/// in registers and each result is rounded once.
+pub(crate) const FLOAT_DTYPES: &[DType] = &[
     DType::Float32,
     DType::Float64,
     DType::Float16,
     DType::BFloat16,
 ];
-/// The dtypes of reductions, statistics and distances.
-pub(crate) const REDUCTION_DTYPES: &[DType] = &[DType::Float32, DType::Float64];
+/// The dtypes of `cdist`, which is compute-bound (its FMA tiles run in f32 or f64), so
+/// 16-bit inputs would gain nothing from being read narrow.
+pub(crate) const CDIST_DTYPES: &[DType] = &[DType::Float32, DType::Float64];
 
 fn names(dtypes: &[DType]) -> String {
     let names: Vec<&str> = dtypes.iter().map(|d| d.name()).collect();

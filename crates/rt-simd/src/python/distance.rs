@@ -5,7 +5,7 @@ use pyo3::prelude::*;
 use rt_view::DType;
 use rt_view::python::{Access, PyTensor};
 
-use super::convert::{Output, REDUCTION_DTYPES, check_dtype, contiguous};
+use super::convert::{CDIST_DTYPES, Output, check_dtype, contiguous};
 use crate::distance::{self, Metric};
 use crate::real::Real;
 
@@ -69,7 +69,7 @@ pub(crate) fn cdist<'py>(
     })?;
     let a = PyTensor::extract(x, Access::Read)?;
     let b = PyTensor::extract(y, Access::Read)?;
-    let dtype = check_dtype(OP, &a, REDUCTION_DTYPES)?;
+    let dtype = check_dtype(OP, &a, CDIST_DTYPES)?;
     if b.dtype() != dtype {
         return Err(PyTypeError::new_err(format!(
             "{OP}: y has dtype {}, expected {dtype} like x",

@@ -7,7 +7,7 @@ use pyo3::prelude::*;
 use rt_view::DType;
 use rt_view::python::{Access, PyTensor};
 
-use super::convert::{ELEMENTWISE_DTYPES, Output, Param, check_dtype, check_same, contiguous};
+use super::convert::{FLOAT_DTYPES, Output, Param, check_dtype, check_same, contiguous};
 use crate::elementwise::{self, Activation};
 use crate::storage::Storage;
 
@@ -25,7 +25,7 @@ fn unary<'py, K: UnaryKernel>(
     kernel: &K,
 ) -> PyResult<Bound<'py, PyAny>> {
     let src = PyTensor::extract(x, Access::Read)?;
-    match check_dtype(op, &src, ELEMENTWISE_DTYPES)? {
+    match check_dtype(op, &src, FLOAT_DTYPES)? {
         DType::Float32 => unary_typed::<f32, K>(py, &src, out, kernel),
         DType::Float64 => unary_typed::<f64, K>(py, &src, out, kernel),
         DType::Float16 => unary_typed::<f16, K>(py, &src, out, kernel),
@@ -258,7 +258,7 @@ pub(crate) fn fused_mad_normalize<'py>(
     let ta = PyTensor::extract(a, Access::Read)?;
     let tb = PyTensor::extract(b, Access::Read)?;
     let tc = PyTensor::extract(c, Access::Read)?;
-    let dtype = check_dtype(OP, &ta, ELEMENTWISE_DTYPES)?;
+    let dtype = check_dtype(OP, &ta, FLOAT_DTYPES)?;
     check_same(OP, "b", &ta, &tb)?;
     check_same(OP, "c", &ta, &tc)?;
     match dtype {

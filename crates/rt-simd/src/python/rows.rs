@@ -6,9 +6,7 @@ use pyo3::prelude::*;
 use rt_view::python::{Access, PyTensor};
 use rt_view::{DType, Element};
 
-use super::convert::{
-    Contiguous, ELEMENTWISE_DTYPES, Output, REDUCTION_DTYPES, check_dtype, check_same, contiguous,
-};
+use super::convert::{Contiguous, FLOAT_DTYPES, Output, check_dtype, check_same, contiguous};
 use super::stats::resolve_dim;
 use crate::distance;
 use crate::real::Real;
@@ -172,7 +170,7 @@ fn run_rows<'py>(
 ) -> PyResult<Bound<'py, PyAny>> {
     let src = PyTensor::extract(x, Access::Read)?;
     // The row functions read each element once and are memory-bound, so 16-bit inputs pay.
-    let dtype = check_dtype(op, &src, ELEMENTWISE_DTYPES)?;
+    let dtype = check_dtype(op, &src, FLOAT_DTYPES)?;
     let w = weight
         .map(|w| PyTensor::extract(w, Access::Read))
         .transpose()?;
@@ -258,7 +256,7 @@ pub(crate) fn l2_normalize<'py>(
     run_rows(py, "l2_normalize", x, None, None, f, out)
 }
 
-fn cosine_typed<'py, T: Real>(
+fn cosine_typed<'py, T: Storage>(
     py: Python<'py>,
     a: &PyTensor<'py>,
     b: &PyTensor<'py>,
@@ -293,11 +291,13 @@ pub(crate) fn cosine_similarity<'py>(
     const OP: &str = "cosine_similarity";
     let a = PyTensor::extract(x1, Access::Read)?;
     let b = PyTensor::extract(x2, Access::Read)?;
-    let dtype = check_dtype(OP, &a, REDUCTION_DTYPES)?;
+    let dtype = check_dtype(OP, &a, FLOAT_DTYPES)?;
     check_same(OP, "x2", &a, &b)?;
     last_dim(OP, dim, a.shape().len())?;
     match dtype {
         DType::Float32 => cosine_typed::<f32>(py, &a, &b, eps, out),
+        DType::Float16 => cosine_typed::<f16>(py, &a, &b, eps, out),
+        DType::BFloat16 => cosine_typed::<bf16>(py, &a, &b, eps, out),
         _ => cosine_typed::<f64>(py, &a, &b, eps, out),
     }
 }

@@ -6,9 +6,10 @@ use pyo3::types::PyTuple;
 use rt_view::python::{Access, PyTensor, owned_to_torch};
 use rt_view::{DType, OwnedTensor};
 
-use super::convert::{Output, REDUCTION_DTYPES, check_dtype, contiguous};
-use crate::real::Real;
+use super::convert::{FLOAT_DTYPES, Output, check_dtype, contiguous};
 use crate::stats::{self, Axis, NanPolicy};
+use crate::storage::Storage;
+use half::{bf16, f16};
 
 /// A negative `dim` counts from the end, as in torch.
 pub(crate) fn resolve_dim(op: &str, dim: isize, ndim: usize) -> PyResult<usize> {
@@ -45,7 +46,7 @@ enum Scaler {
     Robust { range: (f64, f64) },
 }
 
-fn scale_typed<'py, T: Real>(
+fn scale_typed<'py, T: Storage>(
     py: Python<'py>,
     src: &PyTensor<'py>,
     dim: usize,
@@ -84,10 +85,12 @@ fn scale<'py>(
 ) -> PyResult<Bound<'py, PyTuple>> {
     let nan = nan_policy(op, nan_policy_name)?;
     let src = PyTensor::extract(x, Access::Read)?;
-    let dtype = check_dtype(op, &src, REDUCTION_DTYPES)?;
+    let dtype = check_dtype(op, &src, FLOAT_DTYPES)?;
     let dim = resolve_dim(op, dim, src.shape().len())?;
     match dtype {
         DType::Float32 => scale_typed::<f32>(py, &src, dim, scaler, nan, out),
+        DType::Float16 => scale_typed::<f16>(py, &src, dim, scaler, nan, out),
+        DType::BFloat16 => scale_typed::<bf16>(py, &src, dim, scaler, nan, out),
         _ => scale_typed::<f64>(py, &src, dim, scaler, nan, out),
     }
 }
@@ -145,7 +148,7 @@ pub(crate) fn robust_scale<'py>(
     scale(py, "robust_scale", x, dim, scaler, nan_policy, out)
 }
 
-fn mean_var_typed<'py, T: Real>(
+fn mean_var_typed<'py, T: Storage>(
     py: Python<'py>,
     src: &PyTensor<'py>,
     dim: usize,
@@ -177,10 +180,12 @@ pub(crate) fn mean_var<'py>(
     const OP: &str = "mean_var";
     let nan = self::nan_policy(OP, nan_policy)?;
     let src = PyTensor::extract(x, Access::Read)?;
-    let dtype = check_dtype(OP, &src, REDUCTION_DTYPES)?;
+    let dtype = check_dtype(OP, &src, FLOAT_DTYPES)?;
     let dim = resolve_dim(OP, dim, src.shape().len())?;
     match dtype {
         DType::Float32 => mean_var_typed::<f32>(py, &src, dim, correction, nan),
+        DType::Float16 => mean_var_typed::<f16>(py, &src, dim, correction, nan),
+        DType::BFloat16 => mean_var_typed::<bf16>(py, &src, dim, correction, nan),
         _ => mean_var_typed::<f64>(py, &src, dim, correction, nan),
     }
 }
