@@ -41,9 +41,12 @@ fn aligned_span(addr: usize, bytes: usize) -> Option<(usize, usize)> {
 }
 
 /// Advises the kernel to back the untouched buffer `[addr, addr + bytes)`, which the
-/// caller has just allocated and owns, with huge pages. Advice only: nothing is read or
-/// written, and failure (THP off, an old kernel, a non-Linux system) changes nothing.
-pub(crate) fn advise(addr: usize, bytes: usize) {
+/// caller has just allocated and owns, with huge pages (the whole 2 MiB pages inside it;
+/// nothing below 4 MiB). Advice only: nothing is read or written, and failure (THP off, an
+/// old kernel, a non-Linux system) changes nothing. Worth it for a large buffer that a
+/// kernel sweeps more than once: with 4 KiB pages, every few megabytes swept cost TLB
+/// misses (rt-simd's `cdist` packing buffers).
+pub fn advise(addr: usize, bytes: usize) {
     if bytes < MIN_BYTES || !enabled() {
         return;
     }

@@ -17,7 +17,7 @@ pub mod python;
 
 pub use dtype::{Bool, DType, Element};
 pub use error::{Result, ViewError};
-pub use huge_pages::HUGE_PAGES_ENV;
+pub use huge_pages::{HUGE_PAGES_ENV, advise as advise_huge_pages};
 pub use layout::Layout;
 pub use owned::{ALIGNMENT, OwnedTensor};
 pub use view::{Lane, TensorView};
