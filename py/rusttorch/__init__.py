@@ -35,6 +35,7 @@ __all__ = [
     "__version__",
     "get_config",
     "get_num_threads",
+    "release_cached_outputs",
     "set_num_threads",
     "show_config",
     "view",
@@ -65,6 +66,21 @@ def get_num_threads() -> int:
     After :func:`set_num_threads` every component agrees; ``get_config()`` lists each one.
     """
     return int(view.get_num_threads())
+
+
+def release_cached_outputs() -> int:
+    """Unmap the large output buffers that the installed components keep for reuse and
+    return the bytes released.
+
+    Components whose kernels allocate large outputs (``rusttorch.simd``, ``.sparse``) keep
+    dropped ones, up to ``RUSTTORCH_OUTPUT_CACHE_MB`` (default 1024) each, so that the next
+    output of the same size needs no fresh pages; this hands that memory back.
+    """
+    return sum(
+        int(module.release_cached_outputs())
+        for module in _installed.values()
+        if hasattr(module, "release_cached_outputs")
+    )
 
 
 def get_config() -> Config:

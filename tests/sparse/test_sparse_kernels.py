@@ -66,6 +66,22 @@ def test_large_spmm_runs_in_parallel_and_matches() -> None:
     torch.testing.assert_close(rs.spmm(a, x, "max"), dense_reduce(a, x, "max"))
 
 
+def test_large_outputs_reuse_dropped_memory_and_overwrite_it() -> None:
+    # [20000, 64] float32 (5 MB) is above the 4 MiB from which rt-view caches outputs: the
+    # second spmm writes into the first's memory, and every value is its own.
+    a = random_csr(20_000, 3000, 60_000, seed=6, dtype=torch.float32)
+    x1, x2 = torch.randn(3000, 64), torch.randn(3000, 64)
+    rs.release_cached_outputs()
+    first = rs.spmm(a, x1)
+    addr = first.data_ptr()
+    del first
+    assert rs.cached_output_bytes() >= 20_000 * 64 * 4
+    second = rs.spmm(a, x2, "max")
+    assert second.data_ptr() == addr
+    torch.testing.assert_close(second, dense_reduce(a, x2, "max"))
+    assert rs.release_cached_outputs() == 0  # `second` is alive: nothing cached
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("d", [1, 7, 16, 64, 70])
 def test_sddmm_matches_dense_product_at_pattern(dtype: torch.dtype, d: int) -> None:

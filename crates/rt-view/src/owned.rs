@@ -25,7 +25,7 @@ pub const ALIGNMENT: usize = std::mem::align_of::<CacheLine>();
 /// anyone writes it (400 MB: about 200 ms on the CI VM, all of it faulting pages in one
 /// thread). A fresh mapping is zero pages from the kernel that cost nothing until the
 /// threads that fill the tensor first write them, in parallel; it is page-aligned.
-const MAPPED_FROM_BYTES: usize = crate::huge_pages::MIN_BYTES;
+pub const MAPPED_FROM_BYTES: usize = crate::huge_pages::MIN_BYTES;
 
 /// Where the elements live.
 enum Buffer {
@@ -33,6 +33,21 @@ enum Buffer {
     Heap(Vec<CacheLine>),
     /// Large buffers: a private anonymous mapping, page-aligned and zero-filled.
     Mapped(memmap2::MmapMut),
+    /// A large buffer of [`OwnedTensor::for_overwrite`]: a mapping that goes back to the
+    /// output cache when dropped.
+    Recycled(Recycling),
+}
+
+/// A mapping that returns to the output cache (`crate::recycle`) when dropped. Always
+/// `Some` until then.
+struct Recycling(Option<memmap2::MmapMut>);
+
+impl Drop for Recycling {
+    fn drop(&mut self) {
+        if let Some(map) = self.0.take() {
+            crate::recycle::give(map);
+        }
+    }
 }
 
 impl Buffer {
@@ -58,10 +73,28 @@ impl Buffer {
         Ok(Buffer::Mapped(map))
     }
 
+    /// `bytes` bytes of unspecified content: a cached mapping of that length if there is
+    /// one, else a new one (zeroed, advised onto huge pages), either going back to the
+    /// cache when dropped. Small buffers are zeroed heap memory as in [`Buffer::zeroed`].
+    fn for_overwrite(bytes: usize) -> Result<Buffer> {
+        if bytes < MAPPED_FROM_BYTES {
+            return Buffer::zeroed(bytes, false);
+        }
+        let map = match crate::recycle::take(bytes) {
+            Some(map) => map,
+            None => match Buffer::zeroed(bytes, true)? {
+                Buffer::Mapped(map) => map,
+                other => return Ok(other),
+            },
+        };
+        Ok(Buffer::Recycled(Recycling(Some(map))))
+    }
+
     fn bytes(&self) -> &[u8] {
         match self {
             Buffer::Heap(lines) => bytemuck::cast_slice(lines),
             Buffer::Mapped(map) => map,
+            Buffer::Recycled(Recycling(map)) => map.as_deref().unwrap_or(&[]),
         }
     }
 
@@ -69,6 +102,7 @@ impl Buffer {
         match self {
             Buffer::Heap(lines) => bytemuck::cast_slice_mut(lines),
             Buffer::Mapped(map) => map,
+            Buffer::Recycled(Recycling(map)) => map.as_deref_mut().unwrap_or(&mut []),
         }
     }
 }
@@ -104,7 +138,36 @@ impl<T: Element> OwnedTensor<T> {
         Self::zeros_paged(shape, false)
     }
 
+    /// A tensor of `shape` whose contents are unspecified (zeros, or the values of an
+    /// earlier tensor): for an output that the caller writes in full. From 4 MiB on, the
+    /// buffer comes from the output cache (`RUSTTORCH_OUTPUT_CACHE_MB`, see
+    /// [`crate::release_cached_outputs`]) when that holds one of the same size, and goes
+    /// back to it when the tensor is dropped, so that a kernel called in a loop writes
+    /// into memory that is already paged in rather than faulting in fresh pages each
+    /// time. Any bit pattern is a valid element (`Element: Pod`), so reading it before
+    /// writing is garbage, never undefined behaviour.
+    pub fn for_overwrite(shape: &[usize]) -> Result<Self> {
+        let (numel, bytes, layout) = Self::checked_shape(shape)?;
+        Ok(OwnedTensor {
+            buffer: Buffer::for_overwrite(bytes)?,
+            numel,
+            layout,
+            _element: std::marker::PhantomData,
+        })
+    }
+
     fn zeros_paged(shape: &[usize], huge: bool) -> Result<Self> {
+        let (numel, bytes, layout) = Self::checked_shape(shape)?;
+        Ok(OwnedTensor {
+            buffer: Buffer::zeroed(bytes, huge)?,
+            numel,
+            layout,
+            _element: std::marker::PhantomData,
+        })
+    }
+
+    /// (elements, bytes, row-major layout) of `shape`, refusing sizes that overflow.
+    fn checked_shape(shape: &[usize]) -> Result<(usize, usize, Layout)> {
         let overflow = || ViewError::ShapeOverflow {
             shape: shape.to_vec(),
             strides: Vec::new(),
@@ -114,13 +177,7 @@ impl<T: Element> OwnedTensor<T> {
             .checked_mul(std::mem::size_of::<T>())
             .filter(|&b| b <= isize::MAX as usize);
         let bytes = bytes.ok_or_else(overflow)?;
-        let layout = Layout::contiguous(shape, numel)?;
-        Ok(OwnedTensor {
-            buffer: Buffer::zeroed(bytes, huge)?,
-            numel,
-            layout,
-            _element: std::marker::PhantomData,
-        })
+        Ok((numel, bytes, Layout::contiguous(shape, numel)?))
     }
 
     /// A tensor of `shape` holding a copy of `data` (row-major).
@@ -243,6 +300,35 @@ mod tests {
         assert_eq!(t.view().to_vec()[n - 1], 2.5);
         let small = OwnedTensor::<f32>::zeros(&[n / 2]).unwrap();
         assert!(matches!(small.buffer, Buffer::Heap(_)));
+    }
+
+    #[test]
+    fn dropped_output_buffers_are_reused_by_the_next_of_the_same_size() {
+        // A size no other test uses, so that parallel tests do not take this buffer.
+        let n = MAPPED_FROM_BYTES / 4 + 12_346;
+        let mut first = OwnedTensor::<f32>::for_overwrite(&[n]).unwrap();
+        assert!(matches!(first.buffer, Buffer::Recycled(_)));
+        first.as_mut_slice().fill(3.5);
+        let addr = first.as_ptr() as usize;
+        drop(first);
+        assert!(crate::cached_output_bytes() >= n * 4);
+        // Same byte length, another shape and element type: the same memory, as it was.
+        let again = OwnedTensor::<i32>::for_overwrite(&[2, n / 2]).unwrap();
+        assert_eq!(again.as_ptr() as usize, addr);
+        assert!(
+            again
+                .as_slice()
+                .iter()
+                .all(|&v| v == 3.5f32.to_bits() as i32)
+        );
+        assert_eq!(again.shape(), &[2, n / 2]);
+        // Another size gets a buffer of its own; a small one is plain heap memory.
+        let other = OwnedTensor::<f32>::for_overwrite(&[n + 1024]).unwrap();
+        assert_ne!(other.as_ptr() as usize, addr);
+        let small = OwnedTensor::<f32>::for_overwrite(&[100]).unwrap();
+        assert!(matches!(small.buffer, Buffer::Heap(_)));
+        drop((again, other));
+        assert!(crate::release_cached_outputs() >= 2 * n * 4);
     }
 
     #[test]

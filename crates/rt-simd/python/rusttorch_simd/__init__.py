@@ -25,7 +25,9 @@ from torch import Tensor
 
 from . import _native, _ops
 from ._native import (
+    cached_output_bytes,
     get_num_threads,
+    release_cached_outputs,
     set_num_threads,
     set_simd_level,
     simd_level,
@@ -37,6 +39,7 @@ __version__: str = _native.__version__
 __all__ = [
     "__version__",
     "affine",
+    "cached_output_bytes",
     "cdist",
     "clamp",
     "cosine_similarity",
@@ -51,6 +54,7 @@ __all__ = [
     "mean_var",
     "minmax_scale",
     "normalize",
+    "release_cached_outputs",
     "relu",
     "rms_norm",
     "robust_scale",

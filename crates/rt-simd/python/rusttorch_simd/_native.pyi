@@ -24,6 +24,14 @@ def set_simd_level(level: str | None) -> None:
     """Run kernels at ``level`` from now on (``ValueError`` if the CPU lacks it); ``None``
     returns to the detected level capped by ``RUSTTORCH_SIMD``."""
 
+def release_cached_outputs() -> int:
+    """Unmap the large output buffers this wheel keeps for reuse (up to
+    ``RUSTTORCH_OUTPUT_CACHE_MB``, default 1024; ``0`` turns the cache off); returns the
+    bytes released."""
+
+def cached_output_bytes() -> int:
+    """Bytes of dropped outputs this wheel keeps for reuse now."""
+
 def get_num_threads() -> int:
     """Threads this wheel's Rust kernels use."""
 

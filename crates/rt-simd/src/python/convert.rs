@@ -107,11 +107,15 @@ pub(crate) fn contiguous<'a, T: Element>(
     Ok(Contiguous::Copied(owned))
 }
 
-/// From this many bytes up, new outputs come from `torch.empty` instead of a zeroed
-/// [`OwnedTensor`]: that one is cleared with a `memset` (below 4 MiB; Rust's allocator can
-/// not use `calloc` at 64-byte alignment) or faulted in fresh from the kernel (above), each
-/// costing about as much as a memory-bound kernel, while torch's allocator hands memory
-/// back as is. Below it, the DLPack route's lower per-call cost wins (`benchmarks/view.py`).
+/// From this many bytes up to [`rt_view::MAPPED_FROM_BYTES`], new outputs come from
+/// `torch.empty` instead of a zeroed [`OwnedTensor`]: that one is cleared with a `memset`
+/// (Rust's allocator can not use `calloc` at 64-byte alignment), costing about as much as
+/// a memory-bound kernel, while glibc hands heap memory of this size back as is. Below it,
+/// the DLPack route's lower per-call cost wins (`benchmarks/view.py`). From
+/// `MAPPED_FROM_BYTES` on, outputs are [`OwnedTensor::for_overwrite`]: torch would map and
+/// fault in fresh pages for every one (its allocator unmaps large blocks when they are
+/// freed), while those come from rt-view's cache of dropped outputs when it holds one of
+/// the same size.
 const LARGE_OUTPUT: usize = 1 << 20;
 
 /// Where a kernel writes its result: a new tensor, or a checked `out=`.
@@ -140,8 +144,15 @@ impl<'py, T: Element> Output<'py, T> {
         shape: &[usize],
         inputs: &[&PyTensor<'_>],
     ) -> PyResult<Self> {
+        let bytes = shape
+            .iter()
+            .try_fold(std::mem::size_of::<T>(), |acc, &d| acc.checked_mul(d))
+            .unwrap_or(usize::MAX);
         let target = match out {
-            None if shape.iter().product::<usize>() * std::mem::size_of::<T>() >= LARGE_OUTPUT => {
+            None if bytes >= rt_view::MAPPED_FROM_BYTES => {
+                Target::New(OwnedTensor::for_overwrite(shape)?)
+            }
+            None if bytes >= LARGE_OUTPUT => {
                 let obj = torch_empty(py, shape, T::DTYPE)?;
                 let tensor = PyTensor::extract(&obj, Access::Write)?;
                 Target::Into {

@@ -2,7 +2,7 @@
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use rt_view::python::{_thread_env_problem, add_thread_functions};
+use rt_view::python::{_thread_env_problem, add_output_cache_functions, add_thread_functions};
 
 use super::{distance, elementwise, rows, stats};
 use crate::dispatch::{self, SimdLevel};
@@ -54,6 +54,7 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(supported_simd_levels, m)?)?;
     m.add_function(wrap_pyfunction!(set_simd_level, m)?)?;
     add_thread_functions(m)?;
+    add_output_cache_functions(m)?;
     m.add_function(wrap_pyfunction!(_thread_env_problem, m)?)?;
     m.add_function(wrap_pyfunction!(_simd_env_problem, m)?)?;
     m.add_function(wrap_pyfunction!(elementwise::relu, m)?)?;

@@ -23,6 +23,14 @@ def set_dim_buffer_limit(entries: int) -> None:
 def get_dim_buffer_limit() -> int:
     """The cap set by ``set_dim_buffer_limit``."""
 
+def release_cached_outputs() -> int:
+    """Unmap the large output buffers this wheel keeps for reuse (up to
+    ``RUSTTORCH_OUTPUT_CACHE_MB``, default 1024; ``0`` turns the cache off); returns the
+    bytes released."""
+
+def cached_output_bytes() -> int:
+    """Bytes of dropped outputs this wheel keeps for reuse now."""
+
 def get_num_threads() -> int:
     """Threads this wheel's Rust kernels use."""
 

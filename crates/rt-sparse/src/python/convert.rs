@@ -182,8 +182,11 @@ pub(crate) fn vec_to_torch<'py, T: Element>(
     owned_to_torch(py, OwnedTensor::from_slice(data, shape)?)
 }
 
-/// From this many bytes up, new outputs come from `torch.empty` (whose memory is not
-/// cleared) instead of a zeroed [`OwnedTensor`] (as in rt-simd, `benchmarks/view.py`).
+/// From this many bytes up to [`rt_view::MAPPED_FROM_BYTES`], new outputs come from
+/// `torch.empty` (whose memory is not cleared) instead of a zeroed [`OwnedTensor`]; from
+/// there on they are [`OwnedTensor::for_overwrite`], which reuses a dropped output of the
+/// same size from rt-view's cache instead of faulting in fresh pages (10-20% of a SpMM
+/// on the 200k-node graph). As in rt-simd (`benchmarks/view.py`).
 const LARGE_OUTPUT: usize = 1 << 20;
 
 /// A new output of `shape`, filled by `f` through [`run_kernel`] (`work` says how long it
@@ -199,7 +202,14 @@ where
     F: FnOnce(&mut [T]) -> crate::Result<()> + Send,
 {
     let numel: usize = shape.iter().product();
-    if numel.saturating_mul(std::mem::size_of::<T>()) >= LARGE_OUTPUT {
+    let bytes = numel.saturating_mul(std::mem::size_of::<T>());
+    if bytes >= rt_view::MAPPED_FROM_BYTES {
+        let mut out = OwnedTensor::<T>::for_overwrite(shape)?;
+        let slice = out.as_mut_slice();
+        run_kernel(py, work, || f(slice))?;
+        return owned_to_torch(py, out);
+    }
+    if bytes >= LARGE_OUTPUT {
         let obj = torch_empty(py, shape, T::DTYPE)?;
         {
             let mut tensor = PyTensor::extract(&obj, Access::Write)?;

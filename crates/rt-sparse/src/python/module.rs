@@ -1,7 +1,7 @@
 //! The `rusttorch_sparse._native` extension module.
 
 use pyo3::prelude::*;
-use rt_view::python::{_thread_env_problem, add_thread_functions};
+use rt_view::python::{_thread_env_problem, add_output_cache_functions, add_thread_functions};
 
 use super::{kernels, matrix};
 
@@ -21,6 +21,7 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(matrix::set_dim_buffer_limit, m)?)?;
     m.add_function(wrap_pyfunction!(matrix::get_dim_buffer_limit, m)?)?;
     add_thread_functions(m)?;
+    add_output_cache_functions(m)?;
     m.add_function(wrap_pyfunction!(_thread_env_problem, m)?)?;
     m.add_function(wrap_pyfunction!(matrix::check_compressed, m)?)?;
     m.add_function(wrap_pyfunction!(matrix::check_coo_arrays, m)?)?;

@@ -2,6 +2,7 @@
 //! or buffer-protocol object as rt-view views, and hand results back as torch tensors,
 //! without copying. Every rusttorch extension module uses these.
 
+mod cache_functions;
 pub mod dlpack;
 mod errors;
 mod gil;
@@ -14,6 +15,7 @@ mod torch_api;
 #[cfg(feature = "extension")]
 mod module;
 
+pub use cache_functions::add_output_cache_functions;
 pub use gil::run_released;
 pub use input::{Access, PyTensor, Source};
 pub use interrupt::{SIGNAL_POLL_INTERVAL, run_interruptible};
