@@ -73,7 +73,8 @@ def release_cached_outputs() -> int:
     return the bytes released.
 
     Components whose kernels allocate large outputs (``rusttorch.simd``, ``.sparse``) keep
-    dropped ones, up to ``RUSTTORCH_OUTPUT_CACHE_MB`` (default 1024) each, so that the next
+    dropped ones, up to ``RUSTTORCH_OUTPUT_CACHE_MB`` each (default 1024, or a sixteenth of the
+    memory if less), so that the next
     output of the same size needs no fresh pages; this hands that memory back.
     """
     return sum(

@@ -12,8 +12,9 @@
 //! jemalloc's retained extents do the same).
 //!
 //! The cache holds whole mappings of exactly the requested length; up to
-//! [`output_cache_limit`] bytes (default [`DEFAULT_LIMIT_BYTES`], `RUSTTORCH_OUTPUT_CACHE_MB`
-//! overrides it, `0` turns the cache off), the oldest evicted first.
+//! [`output_cache_limit`] bytes (by default [`DEFAULT_LIMIT_BYTES`] or a sixteenth of the
+//! physical memory, whichever is less; `RUSTTORCH_OUTPUT_CACHE_MB` overrides it, `0` turns
+//! the cache off), the oldest evicted first.
 //! [`release_cached_outputs`] unmaps everything cached. The lock is only ever tried, never
 //! waited for: a buffer that meets contention is simply allocated or unmapped as if there
 //! were no cache, so no thread blocks here, and a child forked while another thread held
@@ -24,23 +25,54 @@ use std::sync::{Mutex, OnceLock, TryLockError};
 /// The environment variable that sets the cache's limit in MiB (`0`: off).
 pub const OUTPUT_CACHE_ENV: &str = "RUSTTORCH_OUTPUT_CACHE_MB";
 
-/// The default limit: enough for the two or three large outputs a loop of calls keeps
-/// alive at once, small next to the memory of a machine that makes 512 MB tensors.
+/// The default limit (at most; see [`output_cache_limit`]): enough for the two or three
+/// large outputs a loop of calls keeps alive at once, small next to the memory of a
+/// machine that makes 512 MB tensors.
 pub const DEFAULT_LIMIT_BYTES: usize = 1 << 30;
+
+/// The default limit is at most this fraction of the physical memory, so that a small
+/// machine keeps proportionally less (512 MiB on 8 GiB).
+const DEFAULT_MEMORY_FRACTION: usize = 16;
 
 /// Cached mappings, oldest first.
 static CACHE: Mutex<Vec<memmap2::MmapMut>> = Mutex::new(Vec::new());
 
-/// The cache's limit in bytes: `RUSTTORCH_OUTPUT_CACHE_MB` (read once) or the default. An
-/// unparsable value counts as the default.
+/// The cache's limit in bytes: `RUSTTORCH_OUTPUT_CACHE_MB` (read once), else
+/// [`DEFAULT_LIMIT_BYTES`] or a sixteenth of the physical memory, whichever is less. An
+/// unparsable value counts as unset.
 pub fn output_cache_limit() -> usize {
     static LIMIT: OnceLock<usize> = OnceLock::new();
     *LIMIT.get_or_init(|| {
+        let default = physical_memory().map_or(DEFAULT_LIMIT_BYTES, |m| {
+            (m / DEFAULT_MEMORY_FRACTION).min(DEFAULT_LIMIT_BYTES)
+        });
         std::env::var(OUTPUT_CACHE_ENV)
             .ok()
             .and_then(|v| v.trim().parse::<usize>().ok())
-            .map_or(DEFAULT_LIMIT_BYTES, |mb| mb.saturating_mul(1 << 20))
+            .map_or(default, |mb| mb.saturating_mul(1 << 20))
     })
+}
+
+/// Bytes of physical memory, where the system says.
+fn physical_memory() -> Option<usize> {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: sysconf reads a system constant; it has no memory-safety preconditions
+        // and reports failure as -1, handled below.
+        let (pages, page) = unsafe {
+            (
+                libc::sysconf(libc::_SC_PHYS_PAGES),
+                libc::sysconf(libc::_SC_PAGESIZE),
+            )
+        };
+        let pages = usize::try_from(pages).ok()?;
+        let page = usize::try_from(page).ok()?;
+        pages.checked_mul(page).filter(|&b| b > 0)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        None
+    }
 }
 
 /// A cached mapping of exactly `bytes`, the most recently cached first; `None` when there
@@ -89,5 +121,22 @@ fn try_lock() -> Option<std::sync::MutexGuard<'static, Vec<memmap2::MmapMut>>> {
         // elsewhere while holding the lock does not invalidate it.
         Err(TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
         Err(TryLockError::WouldBlock) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_limit_is_at_most_a_sixteenth_of_the_memory() {
+        if std::env::var(OUTPUT_CACHE_ENV).is_ok() {
+            return; // set by whoever runs the tests: not the default
+        }
+        let limit = output_cache_limit();
+        assert!(limit <= DEFAULT_LIMIT_BYTES);
+        if let Some(memory) = physical_memory() {
+            assert!(limit > 0 && limit <= memory / DEFAULT_MEMORY_FRACTION);
+        }
     }
 }

@@ -26,8 +26,8 @@ def set_simd_level(level: str | None) -> None:
 
 def release_cached_outputs() -> int:
     """Unmap the large output buffers this wheel keeps for reuse (up to
-    ``RUSTTORCH_OUTPUT_CACHE_MB``, default 1024; ``0`` turns the cache off); returns the
-    bytes released."""
+    ``RUSTTORCH_OUTPUT_CACHE_MB``, default 1024 or a sixteenth of the memory if less; ``0``
+    turns the cache off); returns the bytes released."""
 
 def cached_output_bytes() -> int:
     """Bytes of dropped outputs this wheel keeps for reuse now."""
