@@ -74,8 +74,19 @@ impl<I: Index, V: Scalar> CsrMatrix<I, V> {
 
     /// The validated pattern, for the kernels.
     pub fn pattern(&self) -> CsrPattern<'_, I> {
-        // Validated at construction and immutable since; re-checking keeps this total.
-        match CsrPattern::try_new(self.nrows, self.ncols, &self.crow, &self.col) {
+        // Validated at construction and immutable since; re-checking keeps this total. No
+        // cancel token: under a cancelled ambient one this must still succeed (the kernel
+        // that follows returns `Cancelled`).
+        let never = crate::parallel::Cancel::default();
+        match CsrPattern::validate(
+            CSR,
+            self.nrows,
+            self.ncols,
+            &self.crow,
+            &self.col,
+            Order::Any,
+            &never,
+        ) {
             Ok(p) => p,
             Err(_) => unreachable_pattern(),
         }

@@ -1,12 +1,19 @@
 //! Validated compressed sparsity patterns: the row pointers and column indices of a CSR
 //! matrix (or the column pointers and row indices of a CSC one), checked in O(nnz) before
 //! any kernel sees them. Kernels take a [`CsrPattern`], which only these checks construct.
+//!
+//! Cancellation: the checks read the calling thread's ambient cancel token
+//! ([`rt_view::cancel::current`]) and check it every `POLL_WORK` (2^20) entries (before
+//! every chunk when the range check runs on the pool), returning
+//! [`SparseError::Cancelled`]. Each piece is still one branch-free, vectorized scan, so
+//! the polling costs nothing measurable.
 
 use std::ops::Range;
 
 use rayon::prelude::*;
 
 use crate::error::{Result, SparseError, check_len};
+use crate::parallel::{Cancel, POLL_WORK};
 use crate::scalar::Index;
 
 /// From this many stored entries up, the index range check runs on the thread pool.
@@ -117,30 +124,61 @@ fn first_out_of_range<I: Index>(
 }
 
 /// Checks that every entry of `idx` is in `0..bound`, in parallel for long arrays; the
-/// error names the first violation.
+/// error names the first violation. Checks the ambient cancel token between pieces.
 pub fn check_indices<I: Index>(
     idx: &[I],
     bound: usize,
     name: &'static str,
     what: &'static str,
 ) -> Result<()> {
+    check_indices_polled(idx, bound, name, what, &Cancel::ambient())
+}
+
+/// [`check_indices`] checking `cancel` before every piece of at most [`POLL_WORK`]
+/// entries (sequentially) or every chunk (on the pool).
+fn check_indices_polled<I: Index>(
+    idx: &[I],
+    bound: usize,
+    name: &'static str,
+    what: &'static str,
+    cancel: &Cancel,
+) -> Result<()> {
     if idx.len() < PARALLEL_CHECK_MIN || rt_view::threads::get_num_threads() < 2 {
-        return first_out_of_range(idx, 0, bound, name, what);
+        for (k, piece) in idx.chunks(POLL_WORK).enumerate() {
+            cancel.check()?;
+            first_out_of_range(piece, k * POLL_WORK, bound, name, what)?;
+        }
+        return Ok(());
     }
     let chunk = PARALLEL_CHECK_MIN / 4;
     let results: Vec<Result<()>> = rt_view::threads::install(|| {
         idx.par_chunks(chunk)
             .enumerate()
-            .map(|(c, part)| first_out_of_range(part, c * chunk, bound, name, what))
+            .map(|(c, part)| {
+                cancel.check()?;
+                first_out_of_range(part, c * chunk, bound, name, what)
+            })
             .collect()
     })?;
-    // Chunks come back in order, so the first error is the first violation.
+    // Chunks come back in order, so the first error is the first violation (or the
+    // cancellation, once the token is cancelled).
     results.into_iter().collect()
 }
 
 /// Checks the pointer array: `nmajor + 1` entries, starting at 0, never decreasing, ending
 /// at `nnz`.
 pub fn check_pointers<I: Index>(names: Names, nmajor: usize, ptr: &[I], nnz: usize) -> Result<()> {
+    check_pointers_polled(names, nmajor, ptr, nnz, &Cancel::ambient())
+}
+
+/// [`check_pointers`] checking `cancel` before every piece of [`POLL_WORK`] pointers.
+fn check_pointers_polled<I: Index>(
+    names: Names,
+    nmajor: usize,
+    ptr: &[I],
+    nnz: usize,
+    cancel: &Cancel,
+) -> Result<()> {
     if ptr.len() != nmajor.saturating_add(1) {
         return Err(SparseError::PointerLength {
             name: names.ptr,
@@ -156,7 +194,17 @@ pub fn check_pointers<I: Index>(names: Names, nmajor: usize, ptr: &[I], nnz: usi
             value: first,
         });
     }
-    let sorted = ptr.windows(2).fold(true, |ok, w| ok & (w[0] <= w[1]));
+    // Pieces of POLL_WORK pairs, each overlapping the next by one pointer; each scanned
+    // branch-free so that it vectorizes.
+    let mut sorted = true;
+    let mut start = 0;
+    while sorted && start + 1 < ptr.len() {
+        cancel.check()?;
+        let end = start.saturating_add(POLL_WORK + 1).min(ptr.len());
+        let piece = ptr.get(start..end).unwrap_or(&[]);
+        sorted = piece.windows(2).fold(true, |ok, w| ok & (w[0] <= w[1]));
+        start = end - 1;
+    }
     if !sorted {
         for (k, w) in ptr.windows(2).enumerate() {
             if w[1] < w[0] {
@@ -183,12 +231,19 @@ pub fn check_pointers<I: Index>(names: Names, nmajor: usize, ptr: &[I], nnz: usi
 }
 
 /// Checks that indices are strictly increasing within each row.
-fn check_sorted_unique<I: Index>(names: Names, ptr: &[I], idx: &[I]) -> Result<()> {
+fn check_sorted_unique<I: Index>(
+    names: Names,
+    ptr: &[I],
+    idx: &[I],
+    cancel: &Cancel,
+) -> Result<()> {
+    let mut poll = cancel.poll();
     for (r, w) in ptr.windows(2).enumerate() {
         let (Some(s), Some(e)) = (w[0].to_usize(), w[1].to_usize()) else {
             continue; // unreachable after check_pointers
         };
         let Some(row) = idx.get(s..e) else { continue };
+        poll.tick(row.len())?;
         for (k, pair) in row.windows(2).enumerate() {
             if pair[1] <= pair[0] {
                 return Err(SparseError::Unsorted {
@@ -226,16 +281,30 @@ impl<'a, I: Index> CsrPattern<'a, I> {
         col: &'a [I],
         order: Order,
     ) -> Result<Self> {
+        Self::validate(names, nrows, ncols, crow, col, order, &Cancel::ambient())
+    }
+
+    /// [`CsrPattern::try_new_named`] polling `cancel` (every [`POLL_WORK`] entries):
+    /// `Cancel::default()` never cancels, for re-validating what was validated before.
+    pub(crate) fn validate(
+        names: Names,
+        nrows: usize,
+        ncols: usize,
+        crow: &'a [I],
+        col: &'a [I],
+        order: Order,
+        cancel: &Cancel,
+    ) -> Result<Self> {
         if I::from_usize(nrows).is_none() || I::from_usize(ncols).is_none() {
             return Err(SparseError::InvalidShape {
                 shape: vec![nrows as i64, ncols as i64],
                 reason: format!("a dimension exceeds the largest {} index", I::DTYPE),
             });
         }
-        check_pointers(names, nrows, crow, col.len())?;
-        check_indices(col, ncols, names.idx, names.minor)?;
+        check_pointers_polled(names, nrows, crow, col.len(), cancel)?;
+        check_indices_polled(col, ncols, names.idx, names.minor, cancel)?;
         if order == Order::SortedUnique {
-            check_sorted_unique(names, crow, col)?;
+            check_sorted_unique(names, crow, col, cancel)?;
         }
         Ok(CsrPattern {
             nrows,
@@ -477,6 +546,52 @@ mod tests {
             e.to_string(),
             "col[300001] = 10 is out of range for 10 columns"
         );
+    }
+
+    #[test]
+    fn a_cancelled_ambient_token_stops_the_checks() {
+        use rt_view::cancel::{CancelToken, with_token};
+        // Long enough for several pieces, and for the pool at two threads.
+        let n = 3 * POLL_WORK + 5;
+        let crow: Vec<i64> = (0..=n as i64).collect();
+        let col: Vec<i64> = vec![0; n];
+        let token = CancelToken::new();
+        let csr = |order| CsrPattern::try_new_named(CSR, n, 1, &crow, &col, order).map(|p| p.nnz());
+        let coo = || check_coo(n, 1, &col, &col, Some(n));
+        // An uncancelled token changes nothing.
+        with_token(&token, || {
+            assert_eq!(csr(Order::Any), Ok(n));
+            assert_eq!(csr(Order::SortedUnique), Ok(n));
+            assert_eq!(coo(), Ok(()));
+        });
+        token.cancel();
+        with_token(&token, || {
+            assert_eq!(csr(Order::Any), Err(SparseError::Cancelled));
+            assert_eq!(coo(), Err(SparseError::Cancelled));
+            assert_eq!(
+                check_pointers(CSR, n, &crow, n),
+                Err(SparseError::Cancelled)
+            );
+            assert_eq!(
+                check_indices(&col, 1, "col", "columns"),
+                Err(SparseError::Cancelled)
+            );
+            // The sorted check polls on its own too (the others come first otherwise).
+            let never = Cancel::default();
+            assert_eq!(
+                check_sorted_unique(CSR, &crow, &col, &Cancel::ambient()),
+                Err(SparseError::Cancelled)
+            );
+            assert_eq!(check_sorted_unique(CSR, &crow, &col, &never), Ok(()));
+            // Re-validating an owned matrix never sees the token (it must not fail).
+            let m = crate::CsrMatrix::try_new(1, 2, vec![0i64, 2], vec![1, 0], vec![1.0f32; 2]);
+            assert_eq!(m.map(|_| ()), Err(SparseError::Cancelled));
+        });
+        let m =
+            crate::CsrMatrix::try_new(1, 2, vec![0i64, 2], vec![1, 0], vec![1.0f32; 2]).unwrap();
+        with_token(&token, || assert_eq!(m.pattern().nnz(), 2));
+        // Outside `with_token` nothing is polled.
+        assert_eq!(csr(Order::SortedUnique), Ok(n));
     }
 
     /// One thing wrong with an otherwise valid pattern (or nothing).

@@ -1,11 +1,26 @@
 //! Attention pattern builders: sliding window, Longformer (window + global tokens) and
 //! BigBird (window + global + seeded random blocks). Each returns a CSR pattern with sorted,
 //! unique columns; the same arguments always give the same pattern.
+//!
+//! Cancellation: the builders read the calling thread's ambient cancel token
+//! ([`rt_view::cancel::current`]) and check it about every `POLL_WORK` (2^20)
+//! units of work (a unit: one entry written, or about a nanosecond of counting), in the
+//! counting pass and in the building pass, returning [`SparseError::Cancelled`] and
+//! dropping what was built.
 
 use std::collections::HashMap;
 
 use crate::error::{Result, SparseError};
 use crate::limits::try_with_capacity;
+use crate::parallel::Cancel;
+
+/// What counting one row of a Longformer pattern costs in polling units (two binary
+/// searches over the global tokens, some tens of nanoseconds).
+const COUNT_ROW_WORK: usize = 32;
+
+/// What one random draw of BigBird's block choice costs in polling units (a hash map
+/// lookup and insert, some tens of nanoseconds).
+const DRAW_WORK: usize = 64;
 
 /// A CSR pattern as `i64` row pointers and column indices.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -95,8 +110,12 @@ pub fn sliding_window(n: usize, window: usize) -> Result<PatternParts> {
     let total = sliding_window_nnz(n, half);
     check_total(total, "smaller n or window")?;
     let mut b = Builder::new(n, total)?;
+    let cancel = Cancel::ambient();
+    let mut poll = cancel.poll();
     for i in 0..n {
-        b.push_row(window_keys(i, half, n));
+        let keys = window_keys(i, half, n);
+        poll.tick(keys.end() - keys.start())?;
+        b.push_row(keys);
     }
     Ok(b.finish())
 }
@@ -143,8 +162,11 @@ pub fn longformer_with_leading(
     global.sort_unstable();
     global.dedup();
     let is_global = |i: usize| global.binary_search(&i).is_ok();
+    let cancel = Cancel::ambient();
+    let mut poll = cancel.poll();
     let mut total = 0u128;
     for i in 0..n {
+        poll.tick(COUNT_ROW_WORK)?;
         total += if is_global(i) {
             n as u128
         } else {
@@ -158,10 +180,12 @@ pub fn longformer_with_leading(
     let mut b = Builder::new(n, total)?;
     for i in 0..n {
         if is_global(i) {
+            poll.tick(n)?;
             b.push_row(0..n);
             continue;
         }
         let keys = window_keys(i, half, n);
+        poll.tick(keys.end() - keys.start() + global.len())?;
         let (lo, hi) = (*keys.start(), *keys.end());
         b.push_row(
             global
@@ -252,8 +276,13 @@ pub fn bigbird(
     let tokens = |b: usize| b * block..((b + 1) * block).min(n);
     let mut swapped = HashMap::new();
     let mut chosen = Vec::new();
+    let cancel = Cancel::ambient();
+    let mut poll = cancel.poll();
+    // Drawing one block's choices: its neighbours, the global blocks and the draws.
+    let choice_work = g.saturating_add(num_random.saturating_mul(DRAW_WORK));
     let mut total = 0u128;
     for qb in 0..nb {
+        poll.tick(choice_work)?;
         let per_row = if qb < g {
             n
         } else {
@@ -267,12 +296,16 @@ pub fn bigbird(
     for qb in 0..nb {
         if qb < g {
             for _ in tokens(qb) {
+                poll.tick(n)?;
                 b.push_row(0..n);
             }
             continue;
         }
+        poll.tick(choice_work)?;
         chosen_blocks(qb, nb, g, num_random, seed, &mut swapped, &mut chosen);
+        let per_row = chosen.len().saturating_mul(block);
         for _ in tokens(qb) {
+            poll.tick(per_row)?;
             b.push_row(chosen.iter().flat_map(|&c| tokens(c)));
         }
     }
@@ -407,6 +440,33 @@ mod tests {
                 sliding_window_nnz(n, w / 2)
             );
         }
+    }
+
+    #[test]
+    fn a_cancelled_ambient_token_stops_the_builders() {
+        use rt_view::cancel::{CancelToken, with_token};
+        let token = CancelToken::new();
+        let build = || {
+            [
+                sliding_window(1000, 8),
+                longformer(1000, 8, &[3, 500]),
+                longformer_with_leading(1000, 8, 2, &[]),
+                bigbird(1000, 8, 2, 1, 5),
+            ]
+        };
+        let plain = build();
+        // An uncancelled token changes nothing; a cancelled one stops every builder (the
+        // first poll is at the first row).
+        assert_eq!(with_token(&token, build), plain);
+        token.cancel();
+        for r in with_token(&token, build) {
+            assert_eq!(r, Err(SparseError::Cancelled));
+        }
+        // Refused sizes are still refused first, before any polling.
+        assert!(e_is_limit(with_token(&token, || sliding_window(
+            1 << 40,
+            0
+        ))));
     }
 
     fn e_is_limit(r: Result<PatternParts>) -> bool {

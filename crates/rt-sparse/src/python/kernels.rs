@@ -4,14 +4,16 @@
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use rt_view::DType;
-use rt_view::python::{Access, PyTensor, run_released, torch_empty};
+use rt_view::python::{Access, PyTensor, torch_empty};
 
 use super::convert::{
-    Arg, SPGEMM_FLOP_COST, TRANSPOSE_ENTRY_COST, dispatch, fill_new, index_dtype, run_kernel,
-    value_dtype, vec_to_torch,
+    Arg, EXPAND_ENTRY_COST, PATTERN_DRAW_COST, PATTERN_ENTRY_COST, SPGEMM_FLOP_COST,
+    TRANSPOSE_ENTRY_COST, dispatch, fill_new, index_dtype, run_kernel, value_dtype, vec_to_torch,
 };
 use super::matrix::pattern;
 use crate::attention::{self, AttentionShape};
+use crate::error::check_len;
+use crate::parallel::{Cancel, POLL_WORK};
 use crate::pattern::{CSR, Order};
 use crate::spmm::Reduce;
 use crate::{patterns, sddmm as sddmm_k, softmax as softmax_k, spgemm as spgemm_k, spmm as spmm_k};
@@ -320,16 +322,48 @@ pub(crate) fn gather_scatter<'py>(
     })
 }
 
+/// `(crow, col)` of a built pattern as new tensors, copied in pieces through
+/// [`fill_new`] (so that Ctrl-C stops the copy of a huge pattern too).
 fn pattern_to_torch<'py>(
     py: Python<'py>,
     p: patterns::PatternParts,
 ) -> PyResult<Bound<'py, PyAny>> {
-    Ok((
-        vec_to_torch(py, &p.crow, &[p.crow.len()])?,
-        vec_to_torch(py, &p.col, &[p.col.len()])?,
-    )
+    let copy = |src: &[i64]| {
+        let work = src.len().saturating_mul(EXPAND_ENTRY_COST);
+        fill_new::<i64, _>(py, &[src.len()], work, |out| copy_polled(src, out))
+    };
+    Ok((copy(&p.crow)?, copy(&p.col)?)
         .into_pyobject(py)?
         .into_any())
+}
+
+/// Copies `src` into `out` (of the same length) piece by piece, checking the ambient
+/// cancel token before each.
+fn copy_polled(src: &[i64], out: &mut [i64]) -> crate::Result<()> {
+    check_len("the copied pattern", src.len(), out.len())?;
+    let cancel = Cancel::ambient();
+    for (s, o) in src.chunks(POLL_WORK).zip(out.chunks_mut(POLL_WORK)) {
+        cancel.check()?;
+        o.copy_from_slice(s);
+    }
+    Ok(())
+}
+
+/// Runs pattern builder `f`, which writes about `entries` entries and makes `draws`
+/// random block draws, through [`run_kernel`] (the builders poll the ambient token).
+fn build_pattern<F>(
+    py: Python<'_>,
+    entries: usize,
+    draws: usize,
+    f: F,
+) -> PyResult<patterns::PatternParts>
+where
+    F: FnOnce() -> crate::Result<patterns::PatternParts> + Send,
+{
+    let work = entries
+        .saturating_mul(PATTERN_ENTRY_COST)
+        .saturating_add(draws.saturating_mul(PATTERN_DRAW_COST));
+    run_kernel(py, work, f)
 }
 
 /// `(crow, col)` of a sliding-window pattern.
@@ -339,9 +373,9 @@ pub(crate) fn sliding_window(
     n: usize,
     window: usize,
 ) -> PyResult<Bound<'_, PyAny>> {
-    let p = run_released(py, n.saturating_mul(window), || {
-        patterns::sliding_window(n, window)
-    })?;
+    // At most window + 1 keys per row.
+    let entries = n.saturating_mul(window.saturating_add(1));
+    let p = build_pattern(py, entries, 0, || patterns::sliding_window(n, window))?;
     pattern_to_torch(py, p)
 }
 
@@ -355,7 +389,14 @@ pub(crate) fn longformer(
     global_tokens: Vec<usize>,
     num_leading: usize,
 ) -> PyResult<Bound<'_, PyAny>> {
-    let p = run_released(py, n.saturating_mul(window), || {
+    // Every row holds at most its window and the global tokens; a global token's row and
+    // column hold at most n entries each.
+    let global = num_leading.saturating_add(global_tokens.len());
+    let per_row = window
+        .saturating_add(1)
+        .saturating_add(global.saturating_mul(2));
+    let entries = n.saturating_mul(per_row);
+    let p = build_pattern(py, entries, 0, || {
         patterns::longformer_with_leading(n, window, num_leading, &global_tokens)
     })?;
     pattern_to_torch(py, p)
@@ -371,7 +412,17 @@ pub(crate) fn bigbird(
     num_global: usize,
     seed: u64,
 ) -> PyResult<Bound<'_, PyAny>> {
-    let p = run_released(py, n.saturating_mul(block), || {
+    // A row sees at most its 3 neighbouring blocks, the global and the random ones (all
+    // n keys for a global row); every non-global block draws twice (count, then build).
+    let blocks = n.div_ceil(block.max(1));
+    let seen = num_random
+        .saturating_add(num_global.saturating_mul(2))
+        .saturating_add(3);
+    let entries = n.saturating_mul(block.saturating_mul(seen).min(n));
+    let draws = blocks
+        .saturating_mul(num_random.min(blocks))
+        .saturating_mul(2);
+    let p = build_pattern(py, entries, draws, || {
         patterns::bigbird(n, block, num_random, num_global, seed)
     })?;
     pattern_to_torch(py, p)

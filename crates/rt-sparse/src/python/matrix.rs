@@ -3,11 +3,11 @@
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use rt_view::DType;
-use rt_view::python::run_released;
 
 use super::convert::{
-    Arg, COO_ENTRY_COST, EXPAND_ENTRY_COST, TRANSPOSE_ENTRY_COST, dispatch, dispatch_index,
-    fill_new, index_dtype, run_kernel, value_dtype, vec_to_torch,
+    Arg, COO_ENTRY_COST, EXPAND_ENTRY_COST, SORTED_ENTRY_COST, TRANSPOSE_ENTRY_COST,
+    VALIDATE_ENTRY_COST, dispatch, dispatch_index, fill_new, index_dtype, run_kernel, value_dtype,
+    vec_to_torch,
 };
 use crate::convert::{self, CooNames};
 use crate::error::SparseError;
@@ -16,7 +16,8 @@ use crate::pattern::{CSC, CSR, CsrPattern, Names, Order, check_coo, check_shape}
 use crate::scalar::Index;
 
 /// Validates `ptr`/`idx` as a compressed pattern with `nmajor` pointers' rows over
-/// `nminor` indexed entries, releasing the GIL for long arrays.
+/// `nminor` indexed entries, through [`run_kernel`]: with the GIL released, and so that
+/// Ctrl-C stops it for very long arrays (the checks poll the ambient token).
 pub(crate) fn pattern<'a, I: Index>(
     py: Python<'_>,
     names: Names,
@@ -26,9 +27,15 @@ pub(crate) fn pattern<'a, I: Index>(
     order: Order,
 ) -> PyResult<CsrPattern<'a, I>> {
     let (nmajor, nminor) = check_shape::<I>(shape.0, shape.1)?;
-    Ok(run_released(py, idx.len(), || {
+    let per_entry = match order {
+        Order::Any => VALIDATE_ENTRY_COST,
+        Order::SortedUnique => VALIDATE_ENTRY_COST + SORTED_ENTRY_COST,
+    };
+    let work = (ptr.len().saturating_mul(VALIDATE_ENTRY_COST))
+        .saturating_add(idx.len().saturating_mul(per_entry));
+    run_kernel(py, work, || {
         CsrPattern::try_new_named(names, nmajor, nminor, ptr, idx, order)
-    })?)
+    })
 }
 
 fn layout_names(layout: &str) -> PyResult<Names> {
@@ -121,7 +128,8 @@ pub(crate) fn check_coo_arrays(
     dispatch_index!(it, |I| {
         let (nr, nc) = check_shape::<I>(shape.0, shape.1)?;
         let (r, c) = (row.slice::<I>()?, col.slice::<I>()?);
-        run_released(py, r.len(), || check_coo(nr, nc, &r, &c, nvalues))?;
+        let work = (r.len().saturating_add(c.len())).saturating_mul(VALIDATE_ENTRY_COST);
+        run_kernel(py, work, || check_coo(nr, nc, &r, &c, nvalues))?;
         Ok(())
     })
 }
