@@ -110,3 +110,19 @@ def test_the_limit_evicts_the_oldest_and_zero_turns_the_cache_off() -> None:
     """
     assert run_with_limit("8", code) == "5 6 6"
     assert run_with_limit("0", code) == "0 0 0"
+
+
+def test_an_invalid_limit_warns_at_import_and_is_ignored() -> None:
+    for module in ("rusttorch_simd", "rusttorch_sparse"):
+        env = {**os.environ, "RUSTTORCH_OUTPUT_CACHE_MB": "lots"}
+        code = f"import {module} as m; print(m.cached_output_bytes())"
+        done = subprocess.run(
+            [sys.executable, "-W", "always", "-c", code],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stderr
+        assert "RUSTTORCH_OUTPUT_CACHE_MB" in done.stderr and "lots" in done.stderr
+        assert "RuntimeWarning" in done.stderr

@@ -23,7 +23,7 @@ pub use layout::Layout;
 pub use owned::{ALIGNMENT, MAPPED_FROM_BYTES, OwnedTensor};
 pub use recycle::{
     DEFAULT_LIMIT_BYTES as DEFAULT_OUTPUT_CACHE_BYTES, OUTPUT_CACHE_ENV, cached_output_bytes,
-    output_cache_limit, release_cached_outputs,
+    output_cache_env_problem, output_cache_limit, release_cached_outputs,
 };
 pub use view::{Lane, TensorView};
 pub use view_mut::TensorViewMut;

@@ -53,6 +53,18 @@ pub fn output_cache_limit() -> usize {
     })
 }
 
+/// What is wrong with `RUSTTORCH_OUTPUT_CACHE_MB` when it is set to something other than a
+/// whole number of MiB (which [`output_cache_limit`] then ignores), for a warning at import.
+pub fn output_cache_env_problem() -> Option<String> {
+    let value = std::env::var(OUTPUT_CACHE_ENV).ok()?;
+    match value.trim().parse::<usize>() {
+        Ok(_) => None,
+        Err(_) => Some(format!(
+            "invalid value {value:?}: expected a whole number of MiB (0 turns the cache off)"
+        )),
+    }
+}
+
 /// Bytes of physical memory, where the system says.
 fn physical_memory() -> Option<usize> {
     #[cfg(target_os = "linux")]

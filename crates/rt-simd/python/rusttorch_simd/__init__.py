@@ -410,6 +410,7 @@ def _warn_about_env() -> None:
     for name, problem in (
         ("RUSTTORCH_NUM_THREADS", _native._thread_env_problem()),
         ("RUSTTORCH_SIMD", _native._simd_env_problem()),
+        ("RUSTTORCH_OUTPUT_CACHE_MB", _native._output_cache_env_problem()),
     ):
         if problem is not None:
             warnings.warn(f"{name}: {problem}; ignoring it", RuntimeWarning, stacklevel=2)

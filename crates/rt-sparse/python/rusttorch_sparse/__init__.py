@@ -79,6 +79,12 @@ del _ops  # imported for its side effect: registering the torch.library ops
 
 if (_problem := _native._thread_env_problem()) is not None:
     warnings.warn(f"rusttorch_sparse: {_problem}", RuntimeWarning, stacklevel=2)
+if (_problem := _native._output_cache_env_problem()) is not None:
+    warnings.warn(
+        f"rusttorch_sparse: RUSTTORCH_OUTPUT_CACHE_MB: {_problem}; ignoring it",
+        RuntimeWarning,
+        stacklevel=2,
+    )
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_native._forget_pool_after_fork)

@@ -16,9 +16,17 @@ pub fn cached_output_bytes() -> usize {
     crate::cached_output_bytes()
 }
 
-/// Adds `release_cached_outputs` and `cached_output_bytes` to `m`.
+/// The problem with `RUSTTORCH_OUTPUT_CACHE_MB`, if any, for a warning at import.
+#[pyfunction]
+pub fn _output_cache_env_problem() -> Option<String> {
+    crate::output_cache_env_problem()
+}
+
+/// Adds `release_cached_outputs`, `cached_output_bytes` and `_output_cache_env_problem`
+/// to `m`.
 pub fn add_output_cache_functions(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(release_cached_outputs, m)?)?;
     m.add_function(wrap_pyfunction!(cached_output_bytes, m)?)?;
+    m.add_function(wrap_pyfunction!(_output_cache_env_problem, m)?)?;
     Ok(())
 }
