@@ -23,6 +23,7 @@ cases run back to back: with pauses, their fresh outputs cost both libraries far
 either library. Results go to benchmarks/results/simd.json.
 
     python benchmarks/simd.py [--quick] [--threads 2] [--rounds N] [--settle S]
+    python benchmarks/simd.py --section activations-4m --thread-counts 2,16 --rounds 9
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from _harness import Case, format_seconds, machine_info, report, run_group, save
+from _harness import RESULTS_DIR, Case, format_seconds, machine_info, report, run_group, save
 
 import rusttorch_simd as rs
 
@@ -259,13 +260,43 @@ def passive_omp(args: argparse.Namespace, rounds: int) -> Any:
         return json.loads(target.read_text())
 
 
+def activations_by_threads(args: argparse.Namespace, rounds: int) -> None:
+    """The 4M activation cases alone at each of --thread-counts (torch and rusttorch set
+    alike), for machines with more cores: results/device/activations_4m_<N>cores.json."""
+    counts = [int(t) for t in args.thread_counts.split(",")]
+    ops = args.ops.split(",")
+    by_threads: dict[str, Any] = {}
+    for t in counts:
+        torch.set_num_threads(t)
+        rs.set_num_threads(t)
+        print(f"--- {t} threads ---")
+        by_threads[str(t)] = activations(4 * 1024 * 1024, rounds, ops)
+    target = RESULTS_DIR / "device" / f"activations_4m_{os.cpu_count()}cores.json"
+    if args.json_to:
+        target = Path(args.json_to)
+    payload = {"machine": machine_info(max(counts)), "rounds": rounds, "by_threads": by_threads}
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(payload, indent=1))
+    print(f"results written to {target}")
+
+
 def main() -> None:
     global SETTLE_S
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes, fewer rounds")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=None)
-    parser.add_argument("--section", default="all", choices=["all", "passive-child"])
+    parser.add_argument(
+        "--section", default="all", choices=["all", "activations-4m", "passive-child"]
+    )
+    parser.add_argument(
+        "--thread-counts",
+        default="2",
+        help="activations-4m: comma-separated thread counts to time the 4M activations at",
+    )
+    parser.add_argument(
+        "--ops", default=",".join(ACTIVATIONS), help="activations-4m: which activations"
+    )
     parser.add_argument("--json-to", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--settle", type=float, default=SETTLE_S, help="pause before each sample")
     args = parser.parse_args()
@@ -276,6 +307,9 @@ def main() -> None:
     rounds_big = args.rounds or (3 if args.quick else 5)
     rounds = args.rounds or (5 if args.quick else 11)
     row_shape = (8192 if args.quick else 32_768, 1024)
+    if args.section == "activations-4m":
+        activations_by_threads(args, rounds)
+        return
     if args.section == "passive-child":
         child = {
             "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
