@@ -42,6 +42,10 @@ __all__ = [
 ]
 
 
+# Each component's pool refuses more (rt-view's `threads::MAX_NUM_THREADS`).
+MAX_NUM_THREADS = 1024
+
+
 def set_num_threads(n: int) -> None:
     """Size the Rust thread pool of every installed component to ``n`` threads.
 
@@ -54,8 +58,8 @@ def set_num_threads(n: int) -> None:
     # Checked here so that a bad value changes no pool instead of only the first few.
     if isinstance(n, bool) or not isinstance(n, int):
         raise TypeError(f"set_num_threads() expects an int, got {type(n).__name__}")
-    if n < 1:
-        raise ValueError(f"set_num_threads() expects n >= 1, got {n}")
+    if not 1 <= n <= MAX_NUM_THREADS:
+        raise ValueError(f"set_num_threads() expects 1 <= n <= {MAX_NUM_THREADS}, got {n}")
     for module in _installed.values():
         module.set_num_threads(n)
 

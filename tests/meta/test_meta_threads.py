@@ -51,7 +51,8 @@ def test_set_num_threads_forwards_to_every_component(recording: RecordingCompone
 
 
 @pytest.mark.parametrize(
-    ("bad", "error"), [(0, ValueError), (-1, ValueError), (2.0, TypeError), (True, TypeError)]
+    ("bad", "error"),
+    [(0, ValueError), (-1, ValueError), (1025, ValueError), (2.0, TypeError), (True, TypeError)],
 )
 def test_a_bad_thread_count_changes_no_pool(
     recording: RecordingComponent, bad: object, error: type[Exception]

@@ -120,6 +120,11 @@ def test_threads_follow_set_num_threads_and_results_do_not_change() -> None:
     assert torch.allclose(var1, var3, rtol=1e-6)
     with pytest.raises(ValueError):
         rs.set_num_threads(0)
+    # A mistyped count is refused, not a pool that spawns threads until memory runs out.
+    for huge in (1025, 2**40):
+        with pytest.raises(ValueError, match="from 1 to 1024"):
+            rs.set_num_threads(huge)
+    assert rs.get_num_threads() == before
 
 
 _X = torch.randn(12_000_000)

@@ -84,6 +84,32 @@ def test_non_cpu_tensor_is_a_value_error(name: str) -> None:
         ALL[name](torch.empty(4, 6, device="meta"))
 
 
+# A parameter or second operand on the meta device beside a CPU input that requires grad.
+MIXED_DEVICES: dict[str, Callable[[torch.Tensor, torch.Tensor], Any]] = {
+    "affine": lambda x, m: rs.affine(x, m, 0.0),
+    "normalize": lambda x, m: rs.normalize(x, m, 1.0, 1),
+    "fused_mad_normalize": lambda x, m: rs.fused_mad_normalize(x, m.expand(4, 6), x, 0.0, 1.0),
+    "layer_norm": lambda x, m: rs.layer_norm(x, m),
+    "rms_norm": lambda x, m: rs.rms_norm(x, m),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MIXED_DEVICES))
+def test_a_meta_operand_on_the_autograd_path_is_a_value_error(name: str) -> None:
+    # With grad the call goes through the torch.library op, where a meta operand would send
+    # the dispatcher to the fake kernel and return an uninitialized CPU tensor.
+    x = torch.randn(4, 6, requires_grad=True)
+    with pytest.raises(ValueError, match="same device"):
+        MIXED_DEVICES[name](x, torch.ones(6, device="meta"))
+
+
+def test_meta_inputs_alone_still_trace_on_the_autograd_path() -> None:
+    x = torch.empty(4, 6, device="meta", requires_grad=True)
+    y = rs.layer_norm(x, torch.ones(6, device="meta"))
+    assert y.device.type == "meta"
+    assert y.shape == x.shape
+
+
 @pytest.mark.parametrize("name", sorted(UNARY))
 def test_out_aliasing_an_input_is_refused_and_unwritten(name: str) -> None:
     x = _x()

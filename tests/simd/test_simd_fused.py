@@ -107,7 +107,8 @@ def test_normalize_along_any_dim(dim: int) -> None:
 def test_clamp_matches_torch_bit_for_bit(level: str, dtype: torch.dtype) -> None:
     x = random_input(10_001, dtype)
     x[::97] = float("nan")
-    for lo, hi in [(-1.0, 1.0), (None, 0.5), (-0.5, None), (2.0, 1.0)]:
+    nan = float("nan")
+    for lo, hi in [(-1.0, 1.0), (None, 0.5), (-0.5, None), (2.0, 1.0), (nan, None), (0.0, nan)]:
         y = rs.clamp(x, lo, hi)
         want = torch.clamp(x, lo, hi)
         assert torch.equal(y.isnan(), want.isnan())

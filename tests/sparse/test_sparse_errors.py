@@ -149,6 +149,42 @@ def test_kernels_revalidate_tensors_changed_after_construction() -> None:
         rs.sparse_softmax(a)
 
 
+@pytest.mark.parametrize("layout", ["csr", "csc", "coo"])
+@pytest.mark.parametrize("export", ["to_torch", "to_scipy"])
+def test_exports_revalidate_tensors_changed_after_construction(layout: str, export: str) -> None:
+    # torch (check_invariants=False) and SciPy trust what they are handed: a row pointer
+    # changed behind the matrix's back would crash torch's to_dense() or read out of bounds.
+    if export == "to_scipy":
+        pytest.importorskip("scipy")
+    a = {"csr": lambda m: m, "csc": rs.CsrMatrix.to_csc, "coo": rs.CsrMatrix.to_coo}[layout](
+        random_csr(4, 4, 8)
+    )
+    index = a.row if layout == "csc" else a.col
+    index[0] = 99
+    with pytest.raises(IndexError, match="= 99"):
+        getattr(a, export)()
+
+
+def test_values_on_another_device_are_refused_by_with_values() -> None:
+    a = random_csr(3, 4, 6)
+    with pytest.raises(ValueError, match="values is on device 'meta'"):
+        a.with_values(torch.ones(a.nnz, dtype=torch.float64, device="meta"))
+
+
+@pytest.mark.parametrize("op", ["spmm", "sddmm"])
+def test_a_meta_operand_on_the_autograd_path_is_a_value_error(op: str) -> None:
+    # With grad the call goes through the torch.library op; a meta operand would send the
+    # dispatcher to the fake kernel and return an uninitialized CPU tensor.
+    a = random_csr(4, 4, 8)
+    q = torch.randn(4, 3, dtype=torch.float64, requires_grad=True)
+    meta = torch.ones(4, 3, dtype=torch.float64, device="meta")
+    with pytest.raises(ValueError, match="same device"):
+        if op == "spmm":
+            rs.spmm(a.with_values(a.values.requires_grad_()), meta)
+        else:
+            rs.sddmm(a, q, meta)
+
+
 def test_gather_scatter_errors() -> None:
     x = torch.ones(3, 2)
     with pytest.raises(IndexError, match=r"src\[1\] = 3 is out of range"):

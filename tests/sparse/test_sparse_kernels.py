@@ -171,6 +171,46 @@ def test_sparse_attention_on_a_sliding_window_matches_sdpa() -> None:
     torch.testing.assert_close(rs.sparse_attention(q, k, v, pattern), want, rtol=1e-4, atol=1e-5)
 
 
+def test_batched_sparse_attention_needs_equal_batch_shapes() -> None:
+    # [2, 3] and [3, 2] batches hold 6 items each; pairing them by flat index would be wrong.
+    pattern = rs.sliding_window(4, 3)
+    q = torch.randn(2, 3, 4, 8)
+    k = v = torch.randn(3, 2, 4, 8)
+    with pytest.raises(ValueError, match=r"same leading \(batch\) dimensions"):
+        rs.sparse_attention(q, k, v, pattern)
+    want = torch.stack(
+        [
+            rs.sparse_attention(q[i, j], q[i, j], q[i, j], pattern)
+            for i in range(2)
+            for j in range(3)
+        ]
+    )
+    torch.testing.assert_close(rs.sparse_attention(q, q, q, pattern), want.reshape(2, 3, 4, 8))
+
+
+@pytest.mark.parametrize("requires_grad", [False, True])
+def test_sparse_attention_of_an_empty_batch_is_empty(requires_grad: bool) -> None:
+    pattern = rs.sliding_window(4, 3)
+    q, k, v = (torch.randn(0, 4, 8, requires_grad=requires_grad) for _ in range(3))
+    out = rs.sparse_attention(q, k, v, pattern)
+    assert out.shape == (0, 4, 8)
+    if requires_grad:
+        out.sum().backward()
+        assert q.grad is not None and q.grad.shape == q.shape
+    with pytest.raises(ValueError, match="needs q"):
+        rs.sparse_attention(torch.randn(0, 5, 8), k.detach(), v.detach(), pattern)
+
+
+def test_sparse_attention_with_no_features_averages_the_window() -> None:
+    # d = 0: every score is 0 (and the default scale 1/sqrt(d) must not divide by zero), so
+    # each row is the plain mean of the values in its window.
+    pattern = rs.sliding_window(5, 3)
+    v = torch.randn(5, 3, dtype=torch.float64)
+    out = rs.sparse_attention(v.new_empty(5, 0), v.new_empty(5, 0), v, pattern)
+    mask = (pattern.to_dense() > 0).double()
+    torch.testing.assert_close(out, (mask / mask.sum(1, keepdim=True)) @ v)
+
+
 @pytest.mark.parametrize("reduce", ["sum", "mean", "max", "min"])
 def test_gather_scatter_matches_index_add_and_scatter_reduce(reduce: str) -> None:
     g = torch.Generator().manual_seed(12)

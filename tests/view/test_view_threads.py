@@ -43,6 +43,14 @@ def run_python(code: str, env: dict[str, str] | None = None, timeout: float = 60
 
 
 @pytest.mark.usefixtures("restore_threads")
+@pytest.mark.parametrize("n", [0, -1, 1025, 2**40])
+def test_a_thread_count_out_of_range_is_refused_and_changes_nothing(n: int) -> None:
+    before = rv.get_num_threads()
+    with pytest.raises(ValueError, match="expected an integer from 1 to 1024"):
+        rv.set_num_threads(n)
+    assert rv.get_num_threads() == before
+
+
 @pytest.mark.parametrize("n", [1, 2, 3, 7])
 def test_set_get_round_trip(n: int) -> None:
     rv.set_num_threads(n)
@@ -161,7 +169,7 @@ def test_invalid_env_var_warns_at_import_and_falls_back_to_cores(default_threads
     assert out == ["1", "RuntimeWarning", str(default_threads)]
 
 
-@pytest.mark.parametrize("value", ["abc", "0", "-2", "1.5", "2x", "1e3"])
+@pytest.mark.parametrize("value", ["abc", "0", "-2", "1.5", "2x", "1e3", "1025", "1000000000000"])
 def test_invalid_env_values_are_reported(value: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RUSTTORCH_NUM_THREADS", value)
     problem = rv._native._thread_env_problem()

@@ -409,6 +409,13 @@ pub fn clamp<S: Storage>(
     }
     let lo = S::Compute::from_f64(min.unwrap_or(f64::NEG_INFINITY));
     let hi = S::Compute::from_f64(max.unwrap_or(f64::INFINITY));
+    if lo.is_nan() || hi.is_nan() {
+        // torch.clamp with a NaN bound returns NaN everywhere; the comparisons in
+        // `ClampFn` would ignore such a bound instead.
+        let nan = S::store(S::Compute::NAN);
+        out.fill(nan);
+        return Ok(());
+    }
     run_map(
         simd_level(),
         Some(input),

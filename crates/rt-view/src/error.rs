@@ -104,8 +104,12 @@ pub enum ViewError {
         /// The dtype.
         dtype: DType,
     },
-    /// `set_num_threads(0)` or an unparsable `RUSTTORCH_NUM_THREADS`.
-    #[error("invalid thread count {value:?}: expected an integer >= 1")]
+    /// `set_num_threads(0)`, a count above [`MAX_NUM_THREADS`](crate::threads::MAX_NUM_THREADS)
+    /// or an unparsable `RUSTTORCH_NUM_THREADS`.
+    #[error(
+        "invalid thread count {value:?}: expected an integer from 1 to {}",
+        crate::threads::MAX_NUM_THREADS
+    )]
     InvalidThreadCount {
         /// The rejected value as given.
         value: String,

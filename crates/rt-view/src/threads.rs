@@ -13,6 +13,11 @@ use crate::error::{Result, ViewError};
 /// The environment variable that sets the default thread count.
 pub const NUM_THREADS_ENV: &str = "RUSTTORCH_NUM_THREADS";
 
+/// The most threads a pool may have. Each pool thread is an OS thread with its own stack,
+/// started when the pool is built; a mistyped count (2**40) would otherwise have the next
+/// kernel spawn threads until the process runs out of memory.
+pub const MAX_NUM_THREADS: usize = 1024;
+
 struct PoolState {
     /// Set by `set_num_threads`; overrides the environment.
     requested: Option<usize>,
@@ -31,12 +36,12 @@ fn state() -> MutexGuard<'static, PoolState> {
 }
 
 /// Parses `RUSTTORCH_NUM_THREADS`: `Ok(None)` when unset or empty, an error when it is set
-/// to anything but an integer >= 1.
+/// to anything but an integer from 1 to [`MAX_NUM_THREADS`].
 pub fn env_num_threads() -> Result<Option<usize>> {
     match std::env::var(NUM_THREADS_ENV) {
         Ok(v) if v.trim().is_empty() => Ok(None),
         Ok(v) => match v.trim().parse::<usize>() {
-            Ok(n) if n >= 1 => Ok(Some(n)),
+            Ok(n) if (1..=MAX_NUM_THREADS).contains(&n) => Ok(Some(n)),
             _ => Err(ViewError::InvalidThreadCount { value: v }),
         },
         Err(_) => Ok(None),
@@ -64,9 +69,10 @@ pub fn get_num_threads() -> usize {
     }
 }
 
-/// Sets the number of threads (>= 1). Takes effect for the next kernel launched.
+/// Sets the number of threads (1 to [`MAX_NUM_THREADS`]). Takes effect for the next kernel
+/// launched.
 pub fn set_num_threads(n: usize) -> Result<()> {
-    if n == 0 {
+    if !(1..=MAX_NUM_THREADS).contains(&n) {
         return Err(ViewError::InvalidThreadCount {
             value: n.to_string(),
         });

@@ -220,7 +220,7 @@ def get_num_threads() -> int:
     """Threads this wheel's Rust pool uses (for copying large batches)."""
 
 def set_num_threads(n: int) -> None:
-    """Set the thread count (>= 1) of this wheel's Rust pool."""
+    """Set the thread count (1 to 1024) of this wheel's Rust pool."""
 
 def _forget_pool_after_fork() -> None: ...
 def _shutdown_all() -> None: ...

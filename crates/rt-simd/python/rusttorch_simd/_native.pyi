@@ -36,7 +36,7 @@ def get_num_threads() -> int:
     """Threads this wheel's Rust kernels use."""
 
 def set_num_threads(n: int) -> None:
-    """Set the thread count (>= 1) for this wheel's Rust kernels."""
+    """Set the thread count (1 to 1024) for this wheel's Rust kernels."""
 
 def relu(x: Any, *, out: Any = None) -> torch.Tensor: ...
 def leaky_relu(x: Any, negative_slope: float = 0.01, *, out: Any = None) -> torch.Tensor: ...

@@ -9,8 +9,10 @@ microseconds per call) and go through these ops only when they must: while
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -19,6 +21,40 @@ from . import _native
 
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+
+
+def _one_device(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    """The fake kernels also serve real calls that mix devices (a meta tensor beside CPU
+    ones sends the dispatcher to the Meta key), and their result would be an uninitialized
+    CPU tensor; refuse such a call as the kernels do."""
+    tensors = [
+        t
+        for a in (*args, *kwargs.values())
+        for t in (a if isinstance(a, (list, tuple)) else (a,))
+        if isinstance(t, Tensor)
+    ]
+    devices = sorted({t.device.type for t in tensors})
+    if len(devices) > 1:
+        raise ValueError(
+            f"{name}: every tensor must be on the same device (the kernels "
+            f"run on the CPU), got {', '.join(devices)}"
+        )
+
+
+def _fake_for(op: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``op.register_fake``, with the device check of `_one_device` in front."""
+
+    def register(fake: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(fake)
+        def checked(*args: Any, **kwargs: Any) -> Any:
+            # "namespace::name"; CustomOpDef has no public attribute for it.
+            _one_device(getattr(op, "_qualname", str(op)), args, kwargs)
+            return fake(*args, **kwargs)
+
+        op.register_fake(checked)
+        return fake
+
+    return register
 
 
 def _like(x: Tensor) -> Tensor:
@@ -75,25 +111,25 @@ def clamp_op(x: Tensor, min: float | None, max: float | None) -> Tensor:
 
 
 for _unary in (relu_op, silu_op, sigmoid_op, tanh_op, exp_op):
-    _unary.register_fake(_like)
+    _fake_for(_unary)(_like)
 
 
-@leaky_relu_op.register_fake
+@_fake_for(leaky_relu_op)
 def _(x: Tensor, negative_slope: float) -> Tensor:
     return _like(x)
 
 
-@gelu_op.register_fake
+@_fake_for(gelu_op)
 def _(x: Tensor, approximate: str) -> Tensor:
     return _like(x)
 
 
-@softplus_op.register_fake
+@_fake_for(softplus_op)
 def _(x: Tensor, beta: float, threshold: float) -> Tensor:
     return _like(x)
 
 
-@clamp_op.register_fake
+@_fake_for(clamp_op)
 def _(x: Tensor, min: float | None, max: float | None) -> Tensor:
     return _like(x)
 
@@ -191,7 +227,7 @@ def fused_mad_normalize_op(a: Tensor, b: Tensor, c: Tensor, mean: float, std: fl
     return _native.fused_mad_normalize(a, b, c, mean, std)
 
 
-@fused_mad_normalize_op.register_fake
+@_fake_for(fused_mad_normalize_op)
 def _(a: Tensor, b: Tensor, c: Tensor, mean: float, std: float) -> Tensor:
     torch._check(a.shape == b.shape and a.shape == c.shape, lambda: "shapes must match")
     return _like(a)
@@ -217,7 +253,7 @@ def affine_op(x: Tensor, scale: Tensor, shift: Tensor) -> Tensor:
     return _native.affine(x, scale, shift)
 
 
-@affine_op.register_fake
+@_fake_for(affine_op)
 def _(x: Tensor, scale: Tensor, shift: Tensor) -> Tensor:
     return _like(x)
 
@@ -251,7 +287,7 @@ def normalize_op(x: Tensor, mean: Tensor, std: Tensor, dim: int) -> Tensor:
     return _native.normalize(x, mean, std, dim)
 
 
-@normalize_op.register_fake
+@_fake_for(normalize_op)
 def _(x: Tensor, mean: Tensor, std: Tensor, dim: int) -> Tensor:
     return _like(x)
 
@@ -309,7 +345,7 @@ def mean_var_op(x: Tensor, dim: int, correction: float, nan_policy: str) -> tupl
     return _native.mean_var(x, dim, correction=correction, nan_policy=nan_policy)
 
 
-@mean_var_op.register_fake
+@_fake_for(mean_var_op)
 def _(x: Tensor, dim: int, correction: float, nan_policy: str) -> tuple[Tensor, Tensor]:
     return _reduced(x, dim), _reduced(x, dim)
 
@@ -321,7 +357,7 @@ def standardize_op(
     return _native.standardize(x, dim, correction=correction, eps=eps, nan_policy=nan_policy)
 
 
-@standardize_op.register_fake
+@_fake_for(standardize_op)
 def _(
     x: Tensor, dim: int, correction: float, eps: float, nan_policy: str
 ) -> tuple[Tensor, Tensor, Tensor]:
@@ -387,7 +423,7 @@ def minmax_scale_op(
     return _native.minmax_scale(x, dim, feature_range=(lo, hi), nan_policy=nan_policy)
 
 
-@minmax_scale_op.register_fake
+@_fake_for(minmax_scale_op)
 def _(
     x: Tensor, dim: int, feature_range: Sequence[float], nan_policy: str
 ) -> tuple[Tensor, Tensor, Tensor]:
@@ -402,7 +438,7 @@ def robust_scale_op(
     return _native.robust_scale(x, dim, quantile_range=(lo, hi), nan_policy=nan_policy)
 
 
-@robust_scale_op.register_fake
+@_fake_for(robust_scale_op)
 def _(
     x: Tensor, dim: int, quantile_range: Sequence[float], nan_policy: str
 ) -> tuple[Tensor, Tensor, Tensor]:
@@ -417,7 +453,7 @@ def layer_norm_op(x: Tensor, weight: Tensor | None, bias: Tensor | None, eps: fl
     return _native.layer_norm(x, weight, bias, eps)
 
 
-@layer_norm_op.register_fake
+@_fake_for(layer_norm_op)
 def _(x: Tensor, weight: Tensor | None, bias: Tensor | None, eps: float) -> Tensor:
     return _like(x)
 
@@ -451,7 +487,7 @@ def rms_norm_op(x: Tensor, weight: Tensor | None, eps: float | None) -> Tensor:
     return _native.rms_norm(x, weight, eps)
 
 
-@rms_norm_op.register_fake
+@_fake_for(rms_norm_op)
 def _(x: Tensor, weight: Tensor | None, eps: float | None) -> Tensor:
     return _like(x)
 
@@ -487,8 +523,8 @@ def log_softmax_op(x: Tensor) -> Tensor:
     return _native.log_softmax(x)
 
 
-softmax_op.register_fake(_like)
-log_softmax_op.register_fake(_like)
+_fake_for(softmax_op)(_like)
+_fake_for(log_softmax_op)(_like)
 
 
 def _softmax_backward(ctx, grad):  # type: ignore[no-untyped-def]
@@ -510,7 +546,7 @@ def l2_normalize_op(x: Tensor, eps: float) -> Tensor:
     return _native.l2_normalize(x, -1, eps)
 
 
-@l2_normalize_op.register_fake
+@_fake_for(l2_normalize_op)
 def _(x: Tensor, eps: float) -> Tensor:
     return _like(x)
 
@@ -537,7 +573,7 @@ def cdist_op(x: Tensor, y: Tensor, metric: str) -> Tensor:
     return _native.cdist(x, y, metric)
 
 
-@cdist_op.register_fake
+@_fake_for(cdist_op)
 def _(x: Tensor, y: Tensor, metric: str) -> Tensor:
     return x.new_empty((*x.shape[:-1], y.shape[-2]))
 
@@ -547,6 +583,6 @@ def cosine_similarity_op(x1: Tensor, x2: Tensor, eps: float) -> Tensor:
     return _native.cosine_similarity(x1, x2, -1, eps)
 
 
-@cosine_similarity_op.register_fake
+@_fake_for(cosine_similarity_op)
 def _(x1: Tensor, x2: Tensor, eps: float) -> Tensor:
     return x1.new_empty(x1.shape[:-1])

@@ -152,12 +152,26 @@ def sparse_attention(
     are ignored). ``scale`` defaults to ``1/sqrt(d)``. Rows without entries give 0.
     Differentiable in ``q``, ``k`` and ``v``."""
     p = _csr(pattern)
+    for name, t in (("q", q), ("k", k), ("v", v)):
+        if not isinstance(t, Tensor):
+            raise TypeError(
+                f"sparse_attention: {name} must be a torch.Tensor, got {type(t).__name__}"
+            )
     if scale is None:
-        scale = 1.0 / math.sqrt(q.shape[-1])
+        # d = 0 gives all-zero scores whatever the scale.
+        scale = 1.0 / math.sqrt(q.shape[-1]) if q.shape[-1] > 0 else 1.0
     if q.dim() > 2:
         if k.dim() != q.dim() or v.dim() != q.dim():
             raise ValueError("q, k and v must have the same number of dimensions")
         lead = q.shape[:-2]
+        if k.shape[:-2] != lead or v.shape[:-2] != lead:
+            # Pairing the flattened batches would silently mix up differently shaped ones.
+            raise ValueError(
+                "sparse_attention: q, k and v must have the same leading (batch) dimensions, "
+                f"got {list(lead)}, {list(k.shape[:-2])} and {list(v.shape[:-2])}"
+            )
+        if lead.numel() == 0:
+            return _empty_batch_attention(q, k, v, p)
         qf, kf, vf = (t.reshape(-1, *t.shape[-2:]) for t in (q, k, v))
         outs = [
             sparse_attention(qi, ki, vi, p, scale) for qi, ki, vi in zip(qf, kf, vf, strict=True)
@@ -171,6 +185,26 @@ def sparse_attention(
     return _native.sparse_attention(
         p.crow, p.col, q.detach(), k.detach(), v.detach(), p.shape, float(scale)
     )
+
+
+def _empty_batch_attention(q: Tensor, k: Tensor, v: Tensor, p: CsrMatrix) -> Tensor:
+    """The ``[..., n, dv]`` result of a batch with no items, after the shape checks one
+    item would get; tied to the inputs' graph (with zero gradients) when they require grad."""
+    n, m = p.shape
+    if q.shape[-2] != n or k.shape[-2] != m or v.shape[-2] != m or q.shape[-1] != k.shape[-1]:
+        raise ValueError(
+            f"sparse_attention: a {n} x {m} pattern needs q [..., {n}, d], k [..., {m}, d] and "
+            f"v [..., {m}, dv], got {list(q.shape)}, {list(k.shape)} and {list(v.shape)}"
+        )
+    if not q.dtype == k.dtype == v.dtype:
+        raise TypeError(
+            f"sparse_attention: q, k and v must share a dtype, got {q.dtype}, {k.dtype} and "
+            f"{v.dtype}"
+        )
+    out = v.new_zeros(*q.shape[:-2], n, v.shape[-1])
+    if _needs_op(q, k, v):
+        out = out + (q.sum() + k.sum() + v.sum()) * 0
+    return out
 
 
 def gather_scatter(

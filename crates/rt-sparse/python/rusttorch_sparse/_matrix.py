@@ -136,7 +136,19 @@ def _values(obj: Any, nnz: int) -> Tensor:
         raise TypeError(f"values has dtype {t.dtype}, expected torch.float32 or torch.float64")
     if t.dim() != 1:
         raise ValueError(f"values must be 1-dimensional, got shape {tuple(t.shape)}")
+    if t.device.type != "cpu":
+        raise ValueError(f"values is on device {str(t.device)!r}, expected a CPU tensor")
     return t
+
+
+def _recheck_compressed(
+    ptr: Tensor, idx: Tensor, values: Tensor, shape: tuple[int, int], layout: str
+) -> None:
+    """Validation again before an export. The arrays are plain tensors that a caller may
+    have changed in place since the matrix was built, and torch (``check_invariants=False``)
+    and SciPy trust what they are handed: a bad row pointer crashes torch's ``to_dense()``.
+    O(nnz), as the kernels' own re-check on every call."""
+    _native.check_compressed(ptr, idx, values.detach(), shape, layout=layout)
 
 
 def _same_index_dtype(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
@@ -344,15 +356,18 @@ class CsrMatrix:
         return CsrMatrix._trusted(self.crow, self.col, self.values.detach(), self.shape)
 
     def to_torch(self) -> Tensor:
-        """A ``torch.sparse_csr`` tensor sharing these arrays."""
+        """A ``torch.sparse_csr`` tensor sharing these arrays (validated again first)."""
+        _recheck_compressed(self.crow, self.col, self.values, self.shape, "csr")
         return torch.sparse_csr_tensor(
             self.crow, self.col, self.values, self.shape, check_invariants=False
         )
 
     def to_scipy(self) -> Any:
-        """A ``scipy.sparse.csr_matrix`` (shares memory where NumPy allows)."""
+        """A ``scipy.sparse.csr_matrix`` (shares memory where NumPy allows; validated again
+        first)."""
         # The gradient check first: it needs no SciPy.
         values = _no_grad_export(self.values, "to_scipy").numpy()
+        _recheck_compressed(self.crow, self.col, self.values, self.shape, "csr")
         return _scipy_sparse().csr_matrix(
             (values, self.col.numpy(), self.crow.numpy()), shape=self.shape
         )
@@ -490,14 +505,16 @@ class CscMatrix:
         return CscMatrix._trusted(self.ccol, self.row, self.values.detach(), self.shape)
 
     def to_torch(self) -> Tensor:
-        """A ``torch.sparse_csc`` tensor sharing these arrays."""
+        """A ``torch.sparse_csc`` tensor sharing these arrays (validated again first)."""
+        _recheck_compressed(self.ccol, self.row, self.values, self.shape, "csc")
         return torch.sparse_csc_tensor(
             self.ccol, self.row, self.values, self.shape, check_invariants=False
         )
 
     def to_scipy(self) -> Any:
-        """A ``scipy.sparse.csc_matrix``."""
+        """A ``scipy.sparse.csc_matrix`` (validated again first)."""
         values = _no_grad_export(self.values, "to_scipy").numpy()
+        _recheck_compressed(self.ccol, self.row, self.values, self.shape, "csc")
         return _scipy_sparse().csc_matrix(
             (values, self.row.numpy(), self.ccol.numpy()), shape=self.shape
         )
@@ -591,14 +608,16 @@ class CooMatrix:
         return CooMatrix._trusted(self.row, self.col, self.values.detach(), self.shape)
 
     def to_torch(self) -> Tensor:
-        """A ``torch.sparse_coo`` tensor."""
+        """A ``torch.sparse_coo`` tensor (validated again first, see ``CsrMatrix.to_torch``)."""
+        _native.check_coo_arrays(self.row, self.col, self.values.detach(), self.shape)
         return torch.sparse_coo_tensor(
             torch.stack([self.row, self.col]), self.values, self.shape, check_invariants=False
         )
 
     def to_scipy(self) -> Any:
-        """A ``scipy.sparse.coo_matrix``."""
+        """A ``scipy.sparse.coo_matrix`` (validated again first)."""
         values = _no_grad_export(self.values, "to_scipy").numpy()
+        _native.check_coo_arrays(self.row, self.col, self.values.detach(), self.shape)
         return _scipy_sparse().coo_matrix(
             (values, (self.row.numpy(), self.col.numpy())), shape=self.shape
         )

@@ -35,7 +35,7 @@ def get_num_threads() -> int:
     """Threads this wheel's Rust kernels use."""
 
 def set_num_threads(n: int) -> None:
-    """Set the thread count (>= 1) for this wheel's Rust kernels."""
+    """Set the thread count (1 to 1024) for this wheel's Rust kernels."""
 
 def _forget_pool_after_fork() -> None: ...
 def _thread_env_problem() -> str | None: ...

@@ -12,6 +12,8 @@ tensor changed after construction can never make them read out of bounds.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -20,6 +22,40 @@ from torch import Tensor
 from . import _native
 
 _REDUCES = ("sum", "mean", "max", "min")
+
+
+def _one_device(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    """The fake kernels also serve real calls that mix devices (a meta tensor beside CPU
+    ones sends the dispatcher to the Meta key), and their result would be an uninitialized
+    CPU tensor; refuse such a call as the kernels do."""
+    tensors = [
+        t
+        for a in (*args, *kwargs.values())
+        for t in (a if isinstance(a, (list, tuple)) else (a,))
+        if isinstance(t, Tensor)
+    ]
+    devices = sorted({t.device.type for t in tensors})
+    if len(devices) > 1:
+        raise ValueError(
+            f"{name}: every tensor must be on the same device (the kernels "
+            f"run on the CPU), got {', '.join(devices)}"
+        )
+
+
+def _fake_for(op: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``op.register_fake``, with the device check of `_one_device` in front."""
+
+    def register(fake: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(fake)
+        def checked(*args: Any, **kwargs: Any) -> Any:
+            # "namespace::name"; CustomOpDef has no public attribute for it.
+            _one_device(getattr(op, "_qualname", str(op)), args, kwargs)
+            return fake(*args, **kwargs)
+
+        op.register_fake(checked)
+        return fake
+
+    return register
 
 
 # ---- pattern helpers ---------------------------------------------------------------------
@@ -33,7 +69,7 @@ def transpose_op(
     return crow_t, col_t, perm
 
 
-@transpose_op.register_fake
+@_fake_for(transpose_op)
 def _(crow: Tensor, col: Tensor, nrows: int, ncols: int) -> tuple[Tensor, Tensor, Tensor]:
     return crow.new_empty(ncols + 1), col.new_empty(col.shape), col.new_empty(col.shape)
 
@@ -43,7 +79,7 @@ def expand_rows_op(crow: Tensor, col: Tensor, nrows: int, ncols: int) -> Tensor:
     return _native.expand_rows(crow, col, (nrows, ncols))
 
 
-@expand_rows_op.register_fake
+@_fake_for(expand_rows_op)
 def _(crow: Tensor, col: Tensor, nrows: int, ncols: int) -> Tensor:
     return col.new_empty(col.shape)
 
@@ -60,7 +96,7 @@ def coo_to_csr_op(
     return crow, c, pos
 
 
-@coo_to_csr_op.register_fake
+@_fake_for(coo_to_csr_op)
 def _(
     row: Tensor, col: Tensor, nrows: int, ncols: int, sum_duplicates: bool, source: str
 ) -> tuple[Tensor, Tensor, Tensor]:
@@ -88,7 +124,7 @@ def spmm_op(
     return _native.spmm(crow, col, values, x, (nrows, ncols), reduce)
 
 
-@spmm_op.register_fake
+@_fake_for(spmm_op)
 def _(
     crow: Tensor, col: Tensor, values: Tensor | None, x: Tensor, nrows: int, ncols: int, reduce: str
 ) -> Tensor:
@@ -155,7 +191,7 @@ def sddmm_op(
     return _native.sddmm(crow, col, q, k, (nrows, ncols), scale)
 
 
-@sddmm_op.register_fake
+@_fake_for(sddmm_op)
 def _(
     crow: Tensor, col: Tensor, q: Tensor, k: Tensor, nrows: int, ncols: int, scale: float
 ) -> Tensor:
@@ -192,7 +228,7 @@ def softmax_op(crow: Tensor, col: Tensor, values: Tensor, nrows: int, ncols: int
     return _native.softmax(crow, col, values, (nrows, ncols))
 
 
-@softmax_op.register_fake
+@_fake_for(softmax_op)
 def _(crow: Tensor, col: Tensor, values: Tensor, nrows: int, ncols: int) -> Tensor:
     return values.new_empty(values.shape)
 
@@ -204,7 +240,7 @@ def softmax_backward_op(
     return _native.softmax_backward(crow, col, y, grad, (nrows, ncols))
 
 
-@softmax_backward_op.register_fake
+@_fake_for(softmax_backward_op)
 def _(crow: Tensor, col: Tensor, y: Tensor, grad: Tensor, nrows: int, ncols: int) -> Tensor:
     return y.new_empty(y.shape)
 
@@ -263,7 +299,7 @@ def sparse_attention_op(
     return _native.sparse_attention(crow, col, q, k, v, (nrows, ncols), scale)
 
 
-@sparse_attention_op.register_fake
+@_fake_for(sparse_attention_op)
 def _(
     crow: Tensor, col: Tensor, q: Tensor, k: Tensor, v: Tensor, nrows: int, ncols: int, scale: float
 ) -> Tensor:

@@ -75,7 +75,7 @@ def get_num_threads() -> int:
     """Threads this wheel's Rust kernels use."""
 
 def set_num_threads(n: int) -> None:
-    """Set the thread count (>= 1) for this wheel's Rust kernels."""
+    """Set the thread count (1 to 1024) for this wheel's Rust kernels."""
 
 def cpu_features() -> list[str]:
     """SIMD instruction sets this CPU offers, e.g. ``["sse2", "avx2", "fma"]``."""

@@ -14,12 +14,13 @@ pub fn get_num_threads() -> usize {
     threads::get_num_threads()
 }
 
-/// Sets the thread count (>= 1) for this wheel's Rust kernels.
+/// Sets the thread count (1 to 1024) for this wheel's Rust kernels.
 #[pyfunction]
 pub fn set_num_threads(n: i64) -> PyResult<()> {
     let n = usize::try_from(n).map_err(|_| {
         PyValueError::new_err(format!(
-            "invalid thread count {n}: expected an integer >= 1"
+            "invalid thread count {n}: expected an integer from 1 to {}",
+            threads::MAX_NUM_THREADS
         ))
     })?;
     Ok(threads::set_num_threads(n)?)
