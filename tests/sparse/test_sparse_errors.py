@@ -202,6 +202,37 @@ def test_pattern_builder_errors() -> None:
         rs.bigbird(8, 0, 1, 1)
 
 
+@pytest.mark.parametrize(
+    ("call", "name"),
+    [
+        (lambda: rs.sliding_window(-1, 2), "n"),
+        (lambda: rs.sliding_window(8, -2), "window"),
+        (lambda: rs.longformer(8, 2, -3), "global_tokens"),
+        (lambda: rs.bigbird(8, 2, -1, 1), "num_random"),
+        (lambda: rs.bigbird(8, 2, 1, -1), "num_global"),
+        (lambda: rs.bigbird(8, 2, 1, 1, seed=-5), "seed"),
+        (lambda: rs.spgemm(random_csr(3, 3, 4), random_csr(3, 3, 4), max_nnz=-1), "max_nnz"),
+    ],
+)
+def test_negative_sizes_and_counts_are_value_errors_naming_the_argument(
+    call: object, name: str
+) -> None:
+    # The compiled functions take unsigned integers; a negative one must not surface as a
+    # bare OverflowError (nor, for longformer's count, be read as 0).
+    with pytest.raises(ValueError, match=f"invalid argument {name}: -\\d+ is negative"):
+        call()  # type: ignore[operator]
+
+
+def test_integer_like_global_token_counts() -> None:
+    np = pytest.importorskip("numpy")
+    want = rs.longformer(8, 2, 2).to_dense()
+    assert torch.equal(rs.longformer(8, 2, np.int64(2)).to_dense(), want)
+    assert torch.equal(rs.longformer(8, 2, [0, 1]).to_dense(), want)
+    assert torch.equal(rs.longformer(8, 2, np.array([0, 1])).to_dense(), want)
+    with pytest.raises(TypeError, match="global_tokens must be an integer, got bool"):
+        rs.longformer(8, 2, True)
+
+
 def test_nan_values_are_allowed_and_propagate() -> None:
     a = rs.CsrMatrix(T([0, 2, 3]), T([0, 1, 1]), T([float("nan"), 1.0, 2.0]), (2, 2))
     out = rs.spmm(a, torch.ones(2, 1))

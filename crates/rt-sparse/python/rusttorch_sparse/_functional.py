@@ -17,6 +17,7 @@ from ._matrix import (
     CooMatrix,
     CscMatrix,
     CsrMatrix,
+    _count,
     _index,
     _num_nodes,
     _same_index_dtype,
@@ -118,6 +119,7 @@ def spgemm(
     product on power-law graphs). Not differentiable: ``RuntimeError`` when either
     matrix's values require grad (``.detach()`` them, or run under ``torch.no_grad()``)."""
     a, b = _csr(a), _csr(b)
+    max_nnz = _count(max_nnz, "max_nnz")
     for name, m in (("A", a), ("B", b)):
         if _tracks_grad(m.values):
             raise RuntimeError(
@@ -247,6 +249,7 @@ def _pattern(crow: Tensor, col: Tensor, n: int) -> CsrMatrix:
 
 def sliding_window(n: int, window: int) -> CsrMatrix:
     """Attention pattern: query ``i`` sees keys ``j`` with ``|i - j| <= window // 2``."""
+    n, window = _count(n, "n"), _count(window, "window")
     crow, col = _native.sliding_window(n, window)
     return _pattern(crow, col, n)
 
@@ -254,9 +257,16 @@ def sliding_window(n: int, window: int) -> CsrMatrix:
 def longformer(n: int, window: int, global_tokens: int | Sequence[int] = ()) -> CsrMatrix:
     """Sliding window plus global tokens (an int ``g`` means tokens ``0..g``): global tokens
     see every key and every query sees them."""
-    if isinstance(global_tokens, int):
+    n, window = _count(n, "n"), _count(window, "window")
+    is_count = (
+        not isinstance(global_tokens, (Sequence, Tensor))
+        and getattr(global_tokens, "ndim", 0) == 0  # NumPy integer scalars, not arrays
+        and hasattr(global_tokens, "__index__")
+    )
+    if is_count:
         # Passed as a count, so that a huge one is refused before 0..g is listed.
-        crow, col = _native.longformer(n, window, [], num_leading=max(global_tokens, 0))
+        leading = _count(global_tokens, "global_tokens")
+        crow, col = _native.longformer(n, window, [], num_leading=leading)
     else:
         crow, col = _native.longformer(n, window, list(global_tokens))
     return _pattern(crow, col, n)
@@ -266,5 +276,7 @@ def bigbird(n: int, block: int, num_random: int, num_global: int, seed: int = 0)
     """BigBird block pattern: each block of ``block`` queries sees its own and neighbouring
     blocks, the first ``num_global`` blocks (which see everything) and ``num_random`` other
     blocks drawn from ``seed``; the same arguments always give the same pattern."""
-    crow, col = _native.bigbird(n, block, num_random, num_global, seed)
+    n, block = _count(n, "n"), _count(block, "block")
+    num_random, num_global = _count(num_random, "num_random"), _count(num_global, "num_global")
+    crow, col = _native.bigbird(n, block, num_random, num_global, _count(seed, "seed"))
     return _pattern(crow, col, n)

@@ -173,17 +173,25 @@ def _coo_arrays(t: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     return i[0], i[1], v
 
 
+def _count(value: Any, name: str) -> int:
+    """A size or count argument as an int, with errors that name it (the compiled functions
+    take unsigned integers, and a negative one would surface as a bare OverflowError)."""
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be an integer, got bool")
+    try:
+        n = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__}") from None
+    if n < 0:
+        raise ValueError(f"invalid argument {name}: {n} is negative")
+    if n >= 2**63:
+        raise ValueError(f"invalid argument {name}: {n} exceeds the largest int64 index")
+    return n
+
+
 def _num_nodes(num_nodes: Any) -> int:
     """``num_nodes`` as an int; errors name it (not the shape it becomes)."""
-    try:
-        n = operator.index(num_nodes)
-    except TypeError:
-        raise TypeError(f"num_nodes must be an integer, got {type(num_nodes).__name__}") from None
-    if n < 0:
-        raise ValueError(f"invalid argument num_nodes: {n} is negative")
-    if n >= 2**63:
-        raise ValueError(f"invalid argument num_nodes: {n} exceeds the largest int64 index")
-    return n
+    return _count(num_nodes, "num_nodes")
 
 
 class CsrMatrix:
