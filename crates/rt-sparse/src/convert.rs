@@ -84,7 +84,7 @@ pub const EDGES: CooNames = CooNames {
     rows: "nodes (num_nodes)",
     col: "src",
     cols: "source nodes (rows of x)",
-    lengths: "src and dst lengths",
+    lengths: "src length (one entry per dst entry)",
     values: "values length (one per edge)",
     ptr: "the row pointers of the edges grouped by destination (num_nodes + 1)",
 };

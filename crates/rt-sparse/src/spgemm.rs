@@ -155,10 +155,18 @@ impl<I: Index> SpgemmPlan<I> {
             nnz = nnz.saturating_add(*c);
             crow.push(I::from_usize(nnz).unwrap_or(zero));
         }
-        // The index type bounds it too: nnz must fit the row pointers.
-        let limit = (max_nnz as u128).min(I::MAX as u128);
+        // The index type bounds it too: nnz must fit the row pointers. Name the remedy
+        // that works: past the index type's range, raising max_nnz would not help.
         let what = "the product A @ B";
-        crate::limits::check_limit(what, nnz as u128, limit, "stored entries", "max_nnz")?;
+        let (limit, knob) = if (max_nnz as u128) <= I::MAX as u128 || I::MAX > i32::MAX as u64 {
+            ((max_nnz as u128).min(I::MAX as u128), "max_nnz")
+        } else {
+            (
+                I::MAX as u128,
+                "it is the int32 index range: use int64 indices",
+            )
+        };
+        crate::limits::check_limit(what, nnz as u128, limit, "stored entries", knob)?;
         Ok(SpgemmPlan {
             crow,
             splits,

@@ -348,7 +348,9 @@ pub fn edges_by_destination<I: Index>(
     num_src: usize,
     num_nodes: usize,
 ) -> Result<(Vec<I>, Vec<I>)> {
-    check_len("src and dst lengths", src.len(), dst.len())?;
+    // Worded as the grouping by destination words it (`convert::EDGES`), so that both paths
+    // of `gather_scatter` (with and without autograd) report a mismatch alike.
+    check_len("src length (one entry per dst entry)", dst.len(), src.len())?;
     check_indices(src, num_src, "src", "source nodes (rows of x)")?;
     check_indices(dst, num_nodes, "dst", "nodes (num_nodes)")?;
     let ne = src.len();
