@@ -203,7 +203,8 @@ class BatcherStats:
 
     @property
     def queue_wait_p50_ms(self) -> float | None:
-        """Median time from submit to the request's batch being formed, in ms."""
+        """Median time from submit to the request's batch being formed, in ms (requests
+        taken into a batch only: not those cancelled, expired or timed out while queued)."""
 
     @property
     def queue_wait_p99_ms(self) -> float | None:

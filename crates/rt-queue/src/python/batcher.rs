@@ -553,7 +553,9 @@ fn expiry_main(shared: &Shared) {
 /// that a caller holding a result sees its batch counted.
 fn run_batch(py: Python<'_>, shared: &Shared, batch: &mut Vec<Request>, deferred: &mut Deferred) {
     let taken_at = Instant::now();
-    let arrivals: Vec<Instant> = batch.iter().map(|r| r.enqueued_at).collect();
+    // The queue wait of the requests taken into this batch; those cancelled, expired or
+    // timed out never were, and their waits (up to a deadline) would swamp the percentiles.
+    let mut arrivals: Vec<Instant> = Vec::with_capacity(batch.len());
     let (mut timed_out, mut cancelled, mut rejected) = (0u64, 0u64, 0u64);
     let mut refused: Vec<(Request, PyErr)> = Vec::new();
     let mut borrowed = Vec::with_capacity(batch.len());
@@ -573,6 +575,7 @@ fn run_batch(py: Python<'_>, shared: &Shared, batch: &mut Vec<Request>, deferred
             refused.push((request, queued_too_long(shared, waited)));
             continue;
         }
+        arrivals.push(request.enqueued_at);
         match borrow(py, &request) {
             Ok(leaves) => borrowed.push(Borrowed::new(request, leaves)),
             Err(err) => {
