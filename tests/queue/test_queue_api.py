@@ -3,8 +3,10 @@ reference."""
 
 from __future__ import annotations
 
+import gc
 import queue
 import sys
+import weakref
 
 import pytest
 import torch
@@ -81,6 +83,24 @@ def test_no_reference_is_leaked_or_lost() -> None:
     q.put(obj)
     del q  # a dropped queue releases what it held
     assert sys.getrefcount(obj) == before
+
+
+def test_a_reference_cycle_through_a_queued_item_is_collected() -> None:
+    # An object that holds the queue it sits in: unreachable once both names are gone, and
+    # freed by the cycle collector only if the queue reports its items (as queue.Queue's
+    # Python objects do).
+    class Holder:
+        pass
+
+    for make in (rq.Queue, queue.Queue):
+        q = make(4)
+        holder = Holder()
+        holder.q = q  # type: ignore[attr-defined]
+        q.put(holder)
+        alive = weakref.ref(holder)
+        del q, holder
+        gc.collect()
+        assert alive() is None, make
 
 
 def test_generic_alias_and_repr() -> None:

@@ -17,7 +17,7 @@ use crate::error::{
     Error, PopError, PopTimeoutError, PushError, PushTimeoutError, Result, TryPopError,
     TryPushError,
 };
-use crate::sync::{Condvar, Mutex, MutexGuard, Timeouts, lock, wait, wait_until};
+use crate::sync::{Condvar, Mutex, MutexGuard, Timeouts, lock, try_lock, wait, wait_until};
 
 /// A bounded MPMC FIFO queue that can be closed.
 ///
@@ -152,6 +152,34 @@ impl<T> BoundedQueue<T> {
     /// True when the queue holds `capacity` items now.
     pub fn is_full(&self) -> bool {
         self.len() >= self.capacity
+    }
+
+    /// Calls `f` on every queued item, oldest first, if no other thread holds the lock
+    /// now; `Ok(false)` (and no call) when one does. Never blocks: for Python's garbage
+    /// collector, which must not wait on a lock and may safely be shown fewer references
+    /// than there are (an unreported reference only keeps an object alive).
+    pub fn try_for_each<E>(&self, mut f: impl FnMut(&T) -> Result<(), E>) -> Result<bool, E> {
+        let Some(state) = try_lock(&self.state) else {
+            return Ok(false);
+        };
+        for item in &state.items {
+            f(item)?;
+        }
+        Ok(true)
+    }
+
+    /// Removes every queued item and returns them, oldest first, waking blocked pushers
+    /// (for Python's garbage collector, which clears a queue that is part of an unreachable
+    /// reference cycle). The queue stays open.
+    pub fn take_all(&self) -> Vec<T> {
+        let mut state = lock(&self.state);
+        let items: Vec<T> = state.items.drain(..).collect();
+        let pushers = state.pushers;
+        drop(state);
+        if pushers > 0 && !items.is_empty() {
+            self.not_full.notify_all();
+        }
+        items
     }
 
     /// True once [`close`](Self::close) was called.
@@ -554,6 +582,42 @@ mod tests {
         assert_eq!(q.pop(), Ok(1));
         assert_eq!(pusher.join().unwrap(), Ok(()));
         assert_eq!(q.pop(), Ok(2));
+    }
+
+    #[test]
+    fn try_for_each_sees_every_item_unless_the_lock_is_held() {
+        let q = BoundedQueue::new(4).unwrap();
+        for i in 0..3 {
+            q.push(i).unwrap();
+        }
+        let mut seen = Vec::new();
+        assert_eq!(
+            q.try_for_each(|&i| {
+                seen.push(i);
+                Ok::<(), ()>(())
+            }),
+            Ok(true)
+        );
+        assert_eq!(seen, [0, 1, 2]);
+        assert_eq!(q.try_for_each(|_| Err("stop")), Err("stop"));
+        let held = lock(&q.state);
+        assert_eq!(q.try_for_each(|_| Ok::<(), ()>(())), Ok(false));
+        drop(held);
+    }
+
+    #[test]
+    fn take_all_empties_the_queue_and_wakes_a_blocked_pusher() {
+        let q = Arc::new(BoundedQueue::new(1).unwrap());
+        q.push(1).unwrap();
+        let pusher = {
+            let q = Arc::clone(&q);
+            thread::spawn(move || q.push(2))
+        };
+        thread::sleep(SHORT);
+        assert_eq!(q.take_all(), [1]);
+        assert_eq!(pusher.join().unwrap(), Ok(()));
+        assert_eq!(q.try_pop(), Ok(2));
+        assert!(!q.is_closed());
     }
 
     #[test]

@@ -28,6 +28,16 @@ pub(crate) fn lock<S>(mutex: &Mutex<S>) -> MutexGuard<'_, S> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// Locks `mutex` if no other thread holds it now (`None` if one does), ignoring poisoning
+/// as [`lock`] does.
+pub(crate) fn try_lock<S>(mutex: &Mutex<S>) -> Option<MutexGuard<'_, S>> {
+    match mutex.try_lock() {
+        Ok(guard) => Some(guard),
+        Err(std::sync::TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+        Err(std::sync::TryLockError::WouldBlock) => None,
+    }
+}
+
 /// Waits for a notification (or a spurious wake-up); callers re-check their condition.
 pub(crate) fn wait<'a, S>(condvar: &Condvar, guard: MutexGuard<'a, S>) -> MutexGuard<'a, S> {
     condvar

@@ -7,6 +7,7 @@ use std::ops::ControlFlow;
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
+use pyo3::{PyTraverseError, PyVisit};
 
 use super::errors::{closed, empty, full};
 use super::wait::{deadline_after, wait_released};
@@ -134,6 +135,18 @@ impl Queue {
 
     fn close(&self) {
         self.inner.close();
+    }
+
+    /// Reports the queued items to Python's cycle collector (without waiting: when another
+    /// thread holds the lock, none this time), so that a cycle through a queued item (an
+    /// object holding the queue it sits in) can be collected, as with `queue.Queue`.
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        self.inner.try_for_each(|item| visit.call(item)).map(|_| ())
+    }
+
+    /// Drops the queued items, breaking such a cycle.
+    fn __clear__(&self) {
+        drop(self.inner.take_all());
     }
 
     fn __iter__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
