@@ -94,6 +94,13 @@ MIXED_DEVICES: dict[str, Callable[[torch.Tensor, torch.Tensor], Any]] = {
 }
 
 
+def test_an_output_too_large_for_the_address_space_is_a_value_error() -> None:
+    # 2**62 float32 elements (a stride-0 view of one element) need 2**64 bytes of output.
+    x = torch.zeros(1).as_strided((2**62,), (0,))
+    with pytest.raises(ValueError, match=r"^shape \[4611686018427387904\] overflows the address"):
+        rs.relu(x)
+
+
 @pytest.mark.parametrize("name", sorted(MIXED_DEVICES))
 def test_a_meta_operand_on_the_autograd_path_is_a_value_error(name: str) -> None:
     # With grad the call goes through the torch.library op, where a meta operand would send

@@ -15,11 +15,12 @@ pub enum ViewError {
         strides: usize,
     },
     /// The element count, or the span of memory it covers, does not fit the address space.
-    #[error("shape {shape:?} with strides {strides:?} overflows the address space")]
+    #[error("shape {shape:?}{} overflows the address space", with_strides(strides))]
     ShapeOverflow {
         /// The offending shape.
         shape: Vec<usize>,
-        /// The offending strides (in elements).
+        /// The offending strides (in elements); empty for a new row-major tensor, whose
+        /// element count alone overflows.
         strides: Vec<isize>,
     },
     /// Some element reachable through shape and strides lies outside the buffer.
@@ -129,3 +130,13 @@ pub enum ViewError {
 
 /// Shorthand for `Result<T, ViewError>`.
 pub type Result<T, E = ViewError> = std::result::Result<T, E>;
+
+/// " with strides [..]" for a view's strides; nothing for a new tensor's (none yet), which
+/// would otherwise read "with strides []".
+fn with_strides(strides: &[isize]) -> String {
+    if strides.is_empty() {
+        String::new()
+    } else {
+        format!(" with strides {strides:?}")
+    }
+}
