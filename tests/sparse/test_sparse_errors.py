@@ -202,6 +202,27 @@ def test_a_meta_operand_on_the_autograd_path_is_a_value_error(op: str) -> None:
             rs.sddmm(a, q, meta)
 
 
+def test_operands_of_the_wrong_kind_are_type_errors_naming_them() -> None:
+    np = pytest.importorskip("numpy")
+    a = random_csr(2, 2, 3)
+    q = torch.ones(2, 1, dtype=torch.float64)
+    cases = [
+        (lambda: rs.spmv(a, [1.0, 2.0]), "spmv: x must be a torch.Tensor, got list"),
+        (lambda: rs.sddmm(a, [[1.0], [2.0]], q), "sddmm: q must be a torch.Tensor, got list"),
+        (lambda: rs.sddmm(a, q, q, scale=None), "sddmm: scale must be a real number, got NoneType"),
+        (lambda: rs.sparse_attention(q, q, "v", a), "sparse_attention: v must be a torch.Tensor"),
+        (lambda: rs.CsrMatrix.from_torch(np.eye(2)), "from_torch expects a torch.Tensor, got nd"),
+        (lambda: rs.CsrMatrix.from_scipy(np.eye(2)), "from_scipy expects a SciPy sparse matrix"),
+    ]
+    for call, message in cases:
+        with pytest.raises(TypeError, match=message):
+            call()
+    # NumPy scalars and 0-d tensors still serve as the scale.
+    want = rs.sddmm(a, q, q, scale=0.5).values
+    assert torch.equal(rs.sddmm(a, q, q, scale=np.float32(0.5)).values, want)
+    assert torch.equal(rs.sddmm(a, q, q, scale=torch.tensor(0.5)).values, want)
+
+
 def test_gather_scatter_errors() -> None:
     x = torch.ones(3, 2)
     with pytest.raises(IndexError, match=r"src\[1\] = 3 is out of range"):

@@ -75,8 +75,25 @@ def spmm(a: CsrMatrix, x: Tensor, reduce: str = "sum") -> Tensor:
     return _native.spmm(a.crow, a.col, a.values.detach(), x.detach(), a.shape, reduce)
 
 
+def _tensor_arg(op: str, name: str, value: Any) -> None:
+    if not isinstance(value, Tensor):
+        raise TypeError(f"{op}: {name} must be a torch.Tensor, got {type(value).__name__}")
+
+
+def _real_arg(op: str, name: str, value: Any) -> float:
+    """``value`` as a float: Python and NumPy numbers and 0-d tensors, not bools or text."""
+    problem = TypeError(f"{op}: {name} must be a real number, got {type(value).__name__}")
+    if isinstance(value, (bool, str, bytes)):
+        raise problem
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise problem from None
+
+
 def spmv(a: CsrMatrix, x: Tensor) -> Tensor:
     """``A @ x`` for a vector ``x``."""
+    _tensor_arg("spmv", "x", x)
     if x.dim() != 1:
         raise ValueError(f"spmv: x must be 1-dimensional, got shape {tuple(x.shape)}")
     return spmm(a, x)
@@ -86,6 +103,9 @@ def sddmm(pattern: CsrMatrix, q: Tensor, k: Tensor, scale: float = 1.0) -> CsrMa
     """The values of ``scale * Q @ K^T`` at ``pattern``'s stored positions, as a matrix with
     that pattern; the dense product is never formed. Differentiable in ``q`` and ``k``."""
     p = _csr(pattern)
+    _tensor_arg("sddmm", "q", q)
+    _tensor_arg("sddmm", "k", k)
+    scale = _real_arg("sddmm", "scale", scale)
     if _needs_op(q, k):
         v = _ops.sddmm_op(p.crow, p.col, q, k, p.shape[0], p.shape[1], float(scale))
     else:
@@ -155,10 +175,9 @@ def sparse_attention(
     Differentiable in ``q``, ``k`` and ``v``."""
     p = _csr(pattern)
     for name, t in (("q", q), ("k", k), ("v", v)):
-        if not isinstance(t, Tensor):
-            raise TypeError(
-                f"sparse_attention: {name} must be a torch.Tensor, got {type(t).__name__}"
-            )
+        _tensor_arg("sparse_attention", name, t)
+    if scale is not None:
+        scale = _real_arg("sparse_attention", "scale", scale)
     if scale is None:
         # d = 0 gives all-zero scores whatever the scale.
         scale = 1.0 / math.sqrt(q.shape[-1]) if q.shape[-1] > 0 else 1.0

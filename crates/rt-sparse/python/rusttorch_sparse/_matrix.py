@@ -282,6 +282,11 @@ class CsrMatrix:
         """From a torch sparse CSR, CSC or COO tensor (validated here, unlike torch's
         default) or a dense 2-D tensor. A tensor that requires grad keeps its autograd
         history in ``values`` (a dense one at its nonzero entries, as ``to_sparse`` does)."""
+        if not isinstance(t, Tensor):
+            raise TypeError(
+                f"from_torch expects a torch.Tensor, got {type(t).__name__} (from_scipy takes "
+                "SciPy matrices; torch.as_tensor converts a NumPy array)"
+            )
         if t.dim() != 2:
             raise ValueError(f"expected a 2-D tensor, got {t.dim()} dimensions")
         if t.layout == torch.sparse_csr:
@@ -312,6 +317,10 @@ class CsrMatrix:
     def from_scipy(cls, m: Any) -> CsrMatrix:
         """From any SciPy sparse matrix or array (validated here)."""
         fmt = getattr(m, "format", None)
+        if fmt is None or not hasattr(m, "tocsr"):
+            raise TypeError(
+                f"from_scipy expects a SciPy sparse matrix or array, got {type(m).__name__}"
+            )
         if fmt == "coo":
             return cls.from_coo(
                 torch.from_numpy(m.row), torch.from_numpy(m.col), torch.from_numpy(m.data), m.shape
