@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import os
+import subprocess
 import sys
 import time
 
@@ -279,3 +280,97 @@ def test_ctrl_c_while_waiting_interrupts_promptly_and_joins_threads():
         signal.signal(signal.SIGALRM, previous)
     gc.collect()
     assert settles_to(baseline) == baseline
+
+
+def run_child(code: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    """Runs ``code`` in a fresh interpreter: an abort or a hang must not take the test run
+    down with it."""
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout
+    )
+
+
+@pytest.mark.parametrize("batch_size", [2**33, 2**63 - 1])
+def test_huge_batch_size_does_not_allocate_it_up_front(batch_size):
+    # The gather buffer was sized by batch_size alone: 2**33 u64s, an abort.
+    done = run_child(
+        "import torch, rusttorch_data as rd\n"
+        f"loader = rd.DataLoader((torch.zeros(10, 1), torch.arange(10)), batch_size={batch_size})\n"
+        "print(len(loader), [y.tolist() for _, y in loader])\n"
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == f"1 {[list(range(10))]}"
+
+
+FORK_CHILD = """
+import gc, os, sys
+import rusttorch_data as rd
+path, mode = sys.argv[1], sys.argv[2]
+loader = rd.DataLoader(path, label="y", batch_size=10, mode=mode)
+it = iter(loader)
+next(it)
+pid = os.fork()
+if pid == 0:
+    try:
+        next(it)
+        print("no error", flush=True)
+    except RuntimeError as e:
+        print("RuntimeError", e, flush=True)
+    print("new epoch", sum(len(y) for _, y in loader), flush=True)
+    it = iter(loader)
+    next(it)
+    os._exit(0)
+_, status = os.waitpid(pid, 0)
+print("child status", status, "parent rest", sum(len(y) for _, y in it), flush=True)
+"""
+
+FORK_DROP = """
+import gc, os, sys
+import rusttorch_data as rd
+loader = rd.DataLoader(sys.argv[1], label="y", batch_size=10, mode=sys.argv[2])
+it = iter(loader)
+next(it)
+pid = os.fork()
+if pid == 0:
+    del it
+    gc.collect()
+    print("dropped", flush=True)
+    os._exit(0)
+_, status = os.waitpid(pid, 0)
+print("child status", status, flush=True)
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+@pytest.mark.parametrize("mode", ["memory", "stream"])
+def test_iterator_used_after_fork_is_a_clear_error(tmp_path, mode):
+    path = tmp_path / "d.csv"
+    path.write_text("a,y\n" + "".join(f"{i},{i % 2}\n" for i in range(1000)))
+    done = subprocess.run(
+        [sys.executable, "-c", FORK_CHILD, str(path), mode],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "PanicException" not in done.stderr, done.stderr[-2000:]
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("RuntimeError") and "os.fork()" in lines[0], done.stdout
+    assert lines[1:] == ["new epoch 1000", "child status 0 parent rest 990"], done.stdout
+    dropped = subprocess.run(
+        [sys.executable, "-c", FORK_DROP, str(path), mode],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert dropped.stdout.splitlines() == ["dropped", "child status 0"], dropped.stderr[-2000:]
+    assert "panicked" not in dropped.stderr, dropped.stderr[-2000:]
+
+
+@pytest.mark.parametrize("transform", [rd.Standardize, rd.MinMaxScale])
+def test_fitted_transform_on_an_empty_tensor_is_fitted_like_an_empty_file(tmp_path, transform):
+    header_only = tmp_path / "h.csv"
+    header_only.write_text("a,b,c\n")
+    from_file = rd.DataLoader(str(header_only), transform=[transform()])
+    loader = rd.DataLoader(torch.zeros(0, 3), transform=[transform()])
+    assert list(loader) == []
+    assert repr(loader.transform) == repr(from_file.transform)

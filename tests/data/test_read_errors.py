@@ -4,11 +4,16 @@ never a crash or a silent wrong answer; on_error="skip" reports what it dropped.
 from __future__ import annotations
 
 import gzip
+import io
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
+import pyarrow.feather as pf
 import pyarrow.parquet as pq
 import pytest
 import torch
@@ -78,9 +83,57 @@ def test_permission_denied(write_text, as_root: bool) -> None:
 @pytest.mark.parametrize("text", ["", "a,b,y\n", "\ufeff", "# only a comment\n"])
 def test_empty_file_or_header_only_is_an_empty_dataset(write_text, text: str) -> None:
     path = write_text(text)
-    X, y = rd.read_csv(path, label="y", comment="#")
-    assert X.shape[0] == 0 and y.shape == (0,)
-    assert rd.open_source(path, label="y", comment="#").known_rows == 0
+    # An empty file has no columns: nothing can be selected from it.
+    if text.startswith("a,"):
+        X, y = rd.read_csv(path, label="y", comment="#")
+        assert X.shape[0] == 0 and y.shape == (0,)
+        kwargs = {"label": "y"}
+    else:
+        assert rd.read_csv(path, comment="#").shape == (0, 0)
+        kwargs = {}
+    assert rd.open_source(path, comment="#", **kwargs).known_rows == 0
+
+
+@pytest.mark.parametrize("text", ["", "\ufeff", "# only a comment\n"])
+@pytest.mark.parametrize(
+    "kwargs", [{"label": "zz"}, {"features": [7]}, {"features": ["a"]}, {"label": 0}]
+)
+def test_zero_column_file_invents_no_columns(write_text, text: str, kwargs: dict) -> None:
+    # Like a header-only file asked for a column it lacks, not an empty (0, 1) tensor.
+    path = write_text(text)
+    with pytest.raises(rd.SchemaError):
+        rd.read_csv(path, comment="#", **kwargs)
+    with pytest.raises(rd.SchemaError):
+        rd.open_source(path, comment="#", **kwargs)
+
+
+def test_zero_column_parquet_and_arrow_invent_no_columns(tmp_path: Path) -> None:
+    empty = pa.table({})
+    pq.write_table(empty, tmp_path / "e.parquet")
+    pf.write_feather(empty, tmp_path / "e.arrow")
+    with pytest.raises(rd.SchemaError):
+        rd.read_parquet(tmp_path / "e.parquet", label="zz")
+    with pytest.raises(rd.SchemaError):
+        rd.read_ipc(tmp_path / "e.arrow", features=[0])
+    with pytest.raises(rd.SchemaError):
+        rd.read_arrow(empty, label="y")
+    assert rd.read_parquet(tmp_path / "e.parquet").shape == (0, 0)
+
+
+def test_carriage_return_only_line_endings_are_refused(write_text) -> None:
+    # pandas (like Python's csv module) ends records at a bare \r too; this reader ends them
+    # at \n only, so such a file is a clear error instead of a silent empty dataset.
+    data = b"a,b\r1,2\r3,4\r"
+    assert pd.read_csv(io.BytesIO(data)).shape == (2, 2)
+    path = write_text(data, name="mac.csv")
+    with pytest.raises(ValueError, match=r"mac\.csv:1: .*carriage return"):
+        rd.read_csv(path)
+    # CRLF and a \r inside a quoted header field are still read, as pandas reads them.
+    crlf = b'a,"b\rc"\r\n1,2\r\n3,4\r\n'
+    path = write_text(crlf, name="crlf.csv")
+    expected = pd.read_csv(io.BytesIO(crlf))
+    assert rd.open_source(path).feature_names == list(expected.columns)
+    assert rd.read_csv(path).tolist() == expected.to_numpy(dtype="float32").tolist()
 
 
 def test_invalid_utf8_in_header(write_text) -> None:
@@ -109,6 +162,77 @@ def test_corrupt_parquet_names_the_file(tmp_path: Path) -> None:
     garbage.write_bytes(b"not parquet at all")
     with pytest.raises(ValueError, match=r"garbage\.parquet"):
         rd.read_parquet(garbage)
+
+
+def feather_bytes(table: pa.Table, tmp_path: Path, **kwargs) -> bytearray:
+    pf.write_feather(table, tmp_path / "good.arrow", **kwargs)
+    return bytearray((tmp_path / "good.arrow").read_bytes())
+
+
+def test_corrupt_feather_footer_is_a_value_error_naming_the_file(tmp_path: Path) -> None:
+    data = feather_bytes(pa.table({"x": np.arange(10.0), "y": np.arange(10)}), tmp_path)
+    data[-200:-184] = bytes(16)  # arrow-ipc unwraps a None on this footer
+    path = tmp_path / "bad_footer.arrow"
+    path.write_bytes(data)
+    with pytest.raises(ValueError, match=r"bad_footer\.arrow"):
+        rd.read_ipc(path, label="y")
+
+
+def test_bad_feather_buffer_length_is_a_value_error_naming_the_file(tmp_path: Path) -> None:
+    data = feather_bytes(pa.table({"x": np.arange(10.0)}), tmp_path, compression="uncompressed")
+    # 80 (10 float64) is written three times: in the batch message's own body length, in
+    # its data buffer's length, and in the footer. A buffer past the body made arrow-ipc
+    # panic in a worker thread, naming no file.
+    eighty = (80).to_bytes(8, "little")
+    at = data.find(eighty, data.find(eighty) + 1)
+    data[at : at + 8] = (10**6).to_bytes(8, "little")
+    path = tmp_path / "bad_buffer.arrow"
+    path.write_bytes(data)
+    with pytest.raises(ValueError, match=r"bad_buffer\.arrow"):
+        rd.read_ipc(path)
+    with pytest.raises(ValueError, match=r"bad_buffer\.arrow"):
+        list(rd.DataLoader(str(path), mode="stream"))
+
+
+ABORT_PRONE = """
+import sys
+import rusttorch_data as rd
+try:
+    rd.read_ipc(sys.argv[1])
+except ValueError as e:
+    print("ValueError", e)
+"""
+
+
+def read_ipc_in_subprocess(path: Path) -> str:
+    """Runs read_ipc in a child: a failed huge allocation aborts the whole process."""
+    done = subprocess.run(
+        [sys.executable, "-c", ABORT_PRONE, str(path)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+@pytest.mark.parametrize("compression", ["lz4", "zstd"])
+def test_damaged_uncompressed_length_prefix_does_not_abort(tmp_path: Path, compression) -> None:
+    data = feather_bytes(pa.table({"x": np.random.rand(100)}), tmp_path, compression=compression)
+    at = data.find((800).to_bytes(8, "little"))  # the buffer's uncompressed length prefix
+    data[at + 7] = 4  # now about 2.9e17 bytes
+    path = tmp_path / "bad_prefix.arrow"
+    path.write_bytes(data)
+    out = read_ipc_in_subprocess(path)
+    assert out.startswith("ValueError") and "bad_prefix.arrow" in out, out
+
+
+def test_damaged_body_length_in_the_footer_does_not_abort(tmp_path: Path) -> None:
+    data = feather_bytes(pa.table({"x": np.arange(10.0)}), tmp_path, compression="uncompressed")
+    # The footer's Block(offset, metaDataLength, bodyLength=80) is the last 80 in the file.
+    at = data.rfind((80).to_bytes(8, "little"))
+    data[at : at + 8] = (2**40).to_bytes(8, "little")
+    path = tmp_path / "bad_block.arrow"
+    path.write_bytes(data)
+    out = read_ipc_in_subprocess(path)
+    assert out.startswith("ValueError") and "bad_block.arrow" in out, out
 
 
 def test_csv_headers_differ_across_files(write_text) -> None:

@@ -12,7 +12,7 @@ use rt_view::{DType, Element, OwnedTensor};
 
 use crate::error::{DataError, Result};
 use crate::source::{
-    ChunkReport, Dataset, Destination, Matrix, ReadContext, ReadStats, RowsMut, Source,
+    ChunkReport, Dataset, Destination, Matrix, ReadContext, ReadStats, RowsMut, Source, guard_chunk,
 };
 
 /// Decodes every chunk of `source` in parallel into one `[rows, features]` tensor (and one
@@ -30,7 +30,7 @@ fn materialize_on_pool(source: &dyn Source, ctx: ReadContext<'_>) -> Result<Data
         .into_par_iter()
         .map(|i| {
             ctx.cancel.check()?;
-            source.count_rows(i, ctx)
+            guard_chunk(source, i, || source.count_rows(i, ctx))
         })
         .collect::<Result<_>>()?;
     let total = counts
@@ -65,7 +65,7 @@ fn materialize_on_pool(source: &dyn Source, ctx: ReadContext<'_>) -> Result<Data
                 labels,
                 capacity,
             };
-            source.read_into(i, dest, ctx)
+            guard_chunk(source, i, || source.read_into(i, dest, ctx))
         })
         .collect();
     // The first failing chunk in source order, whatever thread finished first.

@@ -210,6 +210,38 @@ pub trait Source: Send + Sync + std::fmt::Debug {
     }
 }
 
+/// The text of a caught panic's payload (`panic!` with a message gives `&str` or `String`).
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned())
+}
+
+/// Runs a reader call on chunk `chunk` of `source`, turning a panic inside a decoding
+/// library (arrow, parquet) into an error naming the chunk's file: worker threads would
+/// otherwise report a bare "worker thread panicked" that does not say which file.
+pub fn guard_chunk<T>(
+    source: &dyn Source,
+    chunk: usize,
+    f: impl FnOnce() -> Result<T>,
+) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|payload| {
+        let file = source
+            .chunks()
+            .get(chunk)
+            .map_or_else(|| format!("chunk {chunk}"), |c| c.file.to_string());
+        Err(DataError::Corrupt {
+            file,
+            reason: format!(
+                "decoding failed ({}); the file is probably damaged",
+                panic_message(&*payload)
+            ),
+        })
+    })
+}
+
 /// Bytes that stay valid while the owner lives: a memory map, a Python buffer.
 pub trait SharedBytes: Send + Sync + std::fmt::Debug {
     /// The bytes.
@@ -284,6 +316,11 @@ impl Matrix {
                 owner.bytes().get(..len)?
             }
         };
+        if bytes.is_empty() {
+            // An empty buffer's pointer may be dangling and unaligned for `T` (an empty
+            // tensor's data pointer), which `try_cast_slice` refuses; nothing is read anyway.
+            return Some(&[]);
+        }
         bytemuck::try_cast_slice(bytes).ok()
     }
 }

@@ -68,7 +68,11 @@ pub fn start(
         let shard = plan.shard;
         pipeline.spawn(format!("rt-data-gather-{worker}"), move || {
             let mut scratch = Scratch::default();
-            let mut rows: Vec<u64> = Vec::with_capacity(spec.batch_size);
+            // Sized by the samples this rank can actually serve, never by `batch_size`
+            // alone: a huge batch_size over a small dataset must not reserve batch_size
+            // u64s up front (that aborts the process when the allocation fails).
+            let most = usize::try_from(shard.served).unwrap_or(usize::MAX);
+            let mut rows: Vec<u64> = Vec::with_capacity(spec.batch_size.min(most));
             while let Some(ticket) = queue.take_ticket() {
                 if cancel.is_cancelled() {
                     break;

@@ -184,11 +184,12 @@ impl BatchSpec {
         })
     }
 
-    /// Bytes of a full batch.
+    /// Bytes of a full batch (saturating: only used to cap the prefetch depth).
     pub fn batch_bytes(&self) -> usize {
-        self.batch_size
-            * (self.feature_width * self.feature_dtype.itemsize()
-                + self.label_width * self.label_dtype.itemsize())
+        self.batch_size.saturating_mul(
+            self.feature_width * self.feature_dtype.itemsize()
+                + self.label_width * self.label_dtype.itemsize(),
+        )
     }
 }
 
@@ -480,21 +481,33 @@ fn fit_typed<T: rt_simd::Real + rt_simd::Storage>(
             for chunk in 0..source.chunks().len() {
                 ctx.cancel.check()?;
                 let n = counts.get(source, chunk, ctx)? as usize;
-                let mut features = vec![T::ZERO; n * width];
+                // `n` can come from a file's metadata: allocate fallibly, so that a damaged
+                // row count is an error instead of an abort.
+                let mut features = Vec::new();
+                n.checked_mul(width)
+                    .filter(|&len| features.try_reserve_exact(len).is_ok())
+                    .ok_or_else(|| {
+                        DataError::InvalidArgument(format!(
+                            "cannot allocate {n} rows of {width} features to fit the transforms"
+                        ))
+                    })?;
+                features.resize(n * width, T::ZERO);
                 // Readers fill labels too when the schema has them (check_destination).
-                let report = if source.schema().num_labels() > 0 {
-                    read_with_labels::<T>(source, chunk, n, &mut features, ctx)?
-                } else {
-                    source.read_into(
-                        chunk,
-                        crate::source::Destination {
-                            features: rows_mut(&mut features),
-                            labels: None,
-                            capacity: n,
-                        },
-                        ctx,
-                    )?
-                };
+                let report = crate::source::guard_chunk(source, chunk, || {
+                    if source.schema().num_labels() > 0 {
+                        read_with_labels::<T>(source, chunk, n, &mut features, ctx)
+                    } else {
+                        source.read_into(
+                            chunk,
+                            crate::source::Destination {
+                                features: rows_mut(&mut features),
+                                labels: None,
+                                capacity: n,
+                            },
+                            ctx,
+                        )
+                    }
+                })?;
                 feed(&features[..report.rows.min(n) * width])?;
             }
             Ok(())

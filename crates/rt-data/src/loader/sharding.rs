@@ -109,7 +109,7 @@ pub fn shard(
         Uneven::Drop if !drop_last => floor.div_ceil(b),
         _ => batches,
     };
-    let served = len.min(batches * b);
+    let served = len.min(batches.saturating_mul(b));
     let tail_dropped = if r == 0 && policy == Uneven::Drop {
         n - floor * w
     } else {
@@ -130,8 +130,9 @@ pub fn shard(
 /// The positions in the rank's range (relative to `shard.start`) of batch `index`.
 pub fn batch_range(shard: &Shard, batch_size: usize, index: u64) -> std::ops::Range<u64> {
     let b = batch_size as u64;
-    let lo = (index * b).min(shard.served);
-    let hi = ((index + 1) * b).min(shard.served);
+    // Saturating: a batch_size near 2^64 must give one batch, not wrap around.
+    let lo = index.saturating_mul(b).min(shard.served);
+    let hi = index.saturating_add(1).saturating_mul(b).min(shard.served);
     lo..hi
 }
 

@@ -68,7 +68,7 @@ impl Counts {
         if let Some(n) = cached {
             return Ok(n);
         }
-        let n = source.count_rows(chunk, ctx)?;
+        let n = crate::source::guard_chunk(source, chunk, || source.count_rows(chunk, ctx))?;
         if let Some(slot) = self
             .known
             .lock()
@@ -241,7 +241,11 @@ fn decode(
             .collect();
         let reports: Vec<Result<_>> = rt_view::threads::install(|| {
             jobs.into_par_iter()
-                .map(|(chunk, dest)| source.read_into(chunk, dest, ctx))
+                .map(|(chunk, dest)| {
+                    crate::source::guard_chunk(&*source, chunk, || {
+                        source.read_into(chunk, dest, ctx)
+                    })
+                })
                 .collect()
         })?;
         reports.into_iter().collect::<Result<Vec<_>>>()?

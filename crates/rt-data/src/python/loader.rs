@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
 use rt_view::python::{owned_to_torch, run_interruptible};
@@ -259,6 +259,7 @@ impl PyLoader {
         }
         Ok(PyEpoch {
             pipeline: Some(pipeline),
+            pid: std::process::id(),
             shared: Arc::clone(&self.shared),
             stats: Arc::clone(self.loader.stats_handle()),
         })
@@ -335,12 +336,34 @@ impl PyLoader {
 #[pyclass(name = "_Epoch", module = "rusttorch_data._native", weakref)]
 pub struct PyEpoch {
     pipeline: Option<Pipeline>,
+    /// The process that started the epoch: after `os.fork()` the child has a copy of the
+    /// pipeline but none of its threads, and a lock may have been held by one of them.
+    pid: u32,
     shared: Arc<Mutex<Shared>>,
     stats: Arc<LoaderStats>,
 }
 
 impl PyEpoch {
+    /// True in a child process forked after the epoch started.
+    fn forked(&self) -> bool {
+        self.pid != std::process::id()
+    }
+
+    /// In a forked child, the pipeline is leaked instead of stopped: stopping would signal
+    /// and join threads that do not exist here (a hang or a panic), and may wait on a lock
+    /// that one of them held at fork time.
+    fn forget_if_forked(&mut self) -> bool {
+        if self.forked() {
+            std::mem::forget(self.pipeline.take());
+            return true;
+        }
+        false
+    }
+
     fn stop(&mut self, py: Python<'_>) {
+        if self.forget_if_forked() {
+            return;
+        }
         if let Some(mut pipeline) = self.pipeline.take() {
             // Joining may wait for a decode in progress; other Python threads run meanwhile.
             py.detach(move || pipeline.stop());
@@ -371,6 +394,13 @@ impl PyEpoch {
     }
 
     fn __next__<'py>(&mut self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        if self.forked() && self.pipeline.is_some() {
+            self.forget_if_forked();
+            return Err(PyRuntimeError::new_err(
+                "this DataLoader iterator was created before os.fork(); its worker threads do \
+                 not exist in this process: create a new one with iter(loader) in the child",
+            ));
+        }
         loop {
             let Some(pipeline) = self.pipeline.as_ref() else {
                 return Ok(None);
@@ -405,6 +435,9 @@ impl PyEpoch {
     /// Batches built and waiting for the consumer.
     #[getter]
     fn buffered(&self) -> usize {
+        if self.forked() {
+            return 0;
+        }
         self.pipeline.as_ref().map_or(0, Pipeline::buffered)
     }
 
@@ -420,6 +453,9 @@ impl PyEpoch {
 
 impl Drop for PyEpoch {
     fn drop(&mut self) {
+        if self.forget_if_forked() {
+            return;
+        }
         if let Some(mut pipeline) = self.pipeline.take() {
             Python::attach(|py| py.detach(move || pipeline.stop()));
         }

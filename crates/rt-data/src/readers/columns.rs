@@ -111,30 +111,11 @@ pub fn int_from_f64(v: f64) -> Option<i64> {
 
 /// Resolves `options` against the input column `names`.
 ///
-/// With no known columns (an empty file), names given in the options are taken as they are,
-/// so an empty file gives an empty dataset rather than an error.
+/// With no known columns (an empty file), no column is selected by default, so an empty file
+/// gives an empty dataset; a column named or indexed in the options does not exist there and
+/// is a schema error, as for any other file (it must not invent columns).
 pub fn resolve(names: &[String], options: &ColumnOptions) -> Result<ColumnPlan> {
     check_options(options)?;
-    if names.is_empty() {
-        let name = |c: &ColumnRef| match c {
-            ColumnRef::Name(n) => n.clone(),
-            ColumnRef::Index(i) => i.to_string(),
-        };
-        return Ok(ColumnPlan {
-            schema: Schema {
-                feature_names: options.features.iter().flatten().map(name).collect(),
-                label_names: options.labels.iter().map(name).collect(),
-                feature_dtype: options.feature_dtype,
-                label_dtype: options.label_dtype,
-            },
-            feature_cols: Vec::new(),
-            label_cols: Vec::new(),
-            roles: Vec::new(),
-            input_names: Vec::new(),
-            missing: options.missing,
-            categorical: options.categorical,
-        });
-    }
     let mut roles = vec![Role::Skip; names.len()];
     let mut label_cols = Vec::with_capacity(options.labels.len());
     for (k, column) in options.labels.iter().enumerate() {
@@ -280,6 +261,25 @@ mod tests {
             err.contains("\"z\"") && err.contains("\"a\", \"b\""),
             "{err}"
         );
+    }
+
+    #[test]
+    fn no_columns_select_nothing_and_invent_nothing() {
+        let plan = resolve(&[], &ColumnOptions::default()).unwrap();
+        assert!(plan.schema.feature_names.is_empty() && plan.schema.label_names.is_empty());
+        for opts in [
+            ColumnOptions {
+                labels: vec![ColumnRef::Name("zz".into())],
+                ..Default::default()
+            },
+            ColumnOptions {
+                features: Some(vec![ColumnRef::Index(7)]),
+                ..Default::default()
+            },
+        ] {
+            let err = resolve(&[], &opts).unwrap_err();
+            assert!(matches!(err, DataError::Schema(_)), "{err}");
+        }
     }
 
     #[test]

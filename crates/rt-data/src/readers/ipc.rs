@@ -4,6 +4,7 @@
 
 use std::fs::File;
 use std::io::BufReader;
+use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
@@ -19,6 +20,7 @@ use crate::readers::files;
 use crate::readers::parquet::arrow_fields;
 use crate::source::{
     ChunkInfo, ChunkReport, Destination, ReadContext, Schema, Source, check_destination,
+    panic_message,
 };
 
 #[derive(Debug)]
@@ -27,10 +29,22 @@ struct IpcFile {
     name: Arc<str>,
 }
 
+/// Where a record batch sits in its file, from the footer.
+#[derive(Debug, Clone, Copy)]
+struct Block {
+    rows: u64,
+    /// Offset of the batch's metadata message.
+    offset: u64,
+    /// Length of the metadata message (with its prefix and padding): the body follows it.
+    meta_len: u64,
+}
+
 #[derive(Debug)]
 struct IpcBatch {
     file: usize,
     index: usize,
+    /// From the footer at open; `None` when we could not parse it ourselves.
+    block: Option<Block>,
     /// From the batch's metadata message at open, or counted on first demand.
     rows: OnceLock<u64>,
     /// Rows of the file's earlier batches, once known (for messages).
@@ -56,20 +70,115 @@ fn corrupt(name: &str, e: impl std::fmt::Display) -> DataError {
     }
 }
 
+/// Runs an arrow-ipc call on file `name`, turning a panic into a `Corrupt` error naming the
+/// file. arrow-ipc trusts some offsets and lengths of a damaged file and panics on them (an
+/// `unwrap` on a corrupt footer, a slice past the body); without this the user would get a
+/// `PanicException` (not an `Exception`) or a worker panic that does not name the file.
+fn guarded<T>(name: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    std::panic::catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|payload| {
+        Err(corrupt(
+            name,
+            format!("arrow-ipc failed on it: {}", panic_message(&*payload)),
+        ))
+    })
+}
+
 fn reader(
     path: &Path,
     name: &str,
     projection: Option<Vec<usize>>,
 ) -> Result<FileReader<BufReader<File>>> {
     let file = files::open(path)?;
-    FileReader::try_new(BufReader::with_capacity(1 << 16, file), projection)
-        .map_err(|e| corrupt(name, e))
+    guarded(name, || {
+        FileReader::try_new(BufReader::with_capacity(1 << 16, file), projection)
+            .map_err(|e| corrupt(name, e))
+    })
 }
 
-/// The row count of every record batch, from the footer and the batches' metadata messages
-/// alone (no body is read). `None` when the file does not look as expected; the counts are
-/// then taken lazily by reading the batches.
-fn batch_row_counts(path: &Path) -> Option<Vec<u64>> {
+/// Largest decompression ratio we accept: LZ4 cannot expand more than ~255x and zstd's best
+/// case is an RLE block (4 bytes for 128 KiB, 32768x); twice that, plus slack for frame
+/// headers. A larger declared length is a damaged prefix, and arrow-ipc would try to
+/// allocate it up front: an allocation failure aborts the process and cannot be caught.
+const MAX_LZ4_RATIO: u64 = 512;
+const MAX_ZSTD_RATIO: u64 = 1 << 16;
+const RATIO_SLACK: u64 = 1 << 20;
+
+/// Checks the uncompressed length that prefixes every compressed buffer of a record batch
+/// (8 bytes, little-endian; -1 for a buffer stored uncompressed) against what its compressed
+/// size can expand to, before arrow-ipc decodes (and allocates) it.
+fn check_compressed_lengths(path: &Path, name: &str, block: Block) -> Result<()> {
+    let file = files::open(path)?;
+    let meta_len = usize::try_from(block.meta_len).map_err(|e| corrupt(name, e))?;
+    let mut meta = vec![0u8; meta_len];
+    files::read_exact_at(&file, path, &mut meta, block.offset)?;
+    let body = if meta.get(..4) == Some([0xff; 4].as_slice()) {
+        meta.get(8..)
+    } else {
+        meta.get(4..)
+    };
+    // An unparsable message is left to arrow-ipc, which reports it as an error.
+    let Some(batch) = body
+        .and_then(|b| arrow_ipc::root_as_message(b).ok())
+        .and_then(|m| m.header_as_record_batch())
+    else {
+        return Ok(());
+    };
+    let (Some(compression), Some(buffers)) = (batch.compression(), batch.buffers()) else {
+        return Ok(());
+    };
+    let ratio = if compression.codec() == arrow_ipc::CompressionType::ZSTD {
+        MAX_ZSTD_RATIO
+    } else {
+        MAX_LZ4_RATIO
+    };
+    let body_start = block.offset.saturating_add(block.meta_len);
+    for (i, buffer) in buffers.iter().enumerate() {
+        let (Ok(offset), Ok(length)) = (
+            u64::try_from(buffer.offset()),
+            u64::try_from(buffer.length()),
+        ) else {
+            continue; // negative: arrow-ipc rejects it
+        };
+        if length < 8 {
+            continue; // an empty buffer has no prefix
+        }
+        let mut prefix = [0u8; 8];
+        files::read_exact_at(&file, path, &mut prefix, body_start.saturating_add(offset))
+            .map_err(|_| corrupt(name, format!("buffer {i} of a record batch is cut off")))?;
+        let declared = i64::from_le_bytes(prefix);
+        let bound = (length - 8)
+            .saturating_mul(ratio)
+            .saturating_add(RATIO_SLACK);
+        if u64::try_from(declared).is_ok_and(|d| d > bound) {
+            return Err(corrupt(
+                name,
+                format!(
+                    "buffer {i} of a record batch declares {declared} uncompressed bytes, \
+                     more than its {} compressed bytes can hold",
+                    length - 8
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The footer's record batch blocks and the row count of each, from the footer and the
+/// batches' metadata messages alone (no body is read). `Ok(None)` when the file does not look
+/// as expected (arrow-ipc then reports what is wrong, and the counts are taken lazily by
+/// reading the batches); an error when a block lies past the end of the file: arrow-ipc
+/// would allocate its stated length before reading it, and a damaged length of terabytes
+/// aborts the process.
+fn batch_blocks(path: &Path, name: &str) -> Result<Option<Vec<Block>>> {
+    // Reading the flatbuffers is checked (`root_as_*` verify them); catching a panic here
+    // too keeps a surprise from escaping as a `PanicException`.
+    guarded(name, || Ok(footer_bytes(path)))?.map_or(Ok(None), |(file, len, footer)| {
+        guarded(name, || blocks_of(&file, path, name, len, &footer))
+    })
+}
+
+/// The file, its length and its footer's bytes; `None` when there is no Arrow IPC footer.
+fn footer_bytes(path: &Path) -> Option<(File, u64, Vec<u8>)> {
     let file = files::open(path).ok()?;
     let len = file.metadata().ok()?.len();
     let mut trailer = [0u8; 10];
@@ -78,24 +187,78 @@ fn batch_row_counts(path: &Path) -> Option<Vec<u64>> {
         return None;
     }
     let footer_len = u64::try_from(i32::from_le_bytes(trailer[..4].try_into().ok()?)).ok()?;
+    let at = len.checked_sub(10 + footer_len)?;
     let mut footer = vec![0u8; usize::try_from(footer_len).ok()?];
-    files::read_exact_at(&file, path, &mut footer, len.checked_sub(10 + footer_len)?).ok()?;
-    let footer = arrow_ipc::root_as_footer(&footer).ok()?;
+    files::read_exact_at(&file, path, &mut footer, at).ok()?;
+    Some((file, len, footer))
+}
+
+fn blocks_of(
+    file: &File,
+    path: &Path,
+    name: &str,
+    len: u64,
+    footer: &[u8],
+) -> Result<Option<Vec<Block>>> {
+    let Ok(footer) = arrow_ipc::root_as_footer(footer) else {
+        return Ok(None);
+    };
+    let dictionaries = footer.dictionaries().into_iter().flatten();
+    let batches = footer.recordBatches().into_iter().flatten();
+    for (what, block) in dictionaries
+        .map(|b| ("dictionary batch", b))
+        .chain(batches.clone().map(|b| ("record batch", b)))
+    {
+        let end = u64::try_from(block.offset())
+            .ok()
+            .zip(u64::try_from(block.metaDataLength()).ok())
+            .zip(u64::try_from(block.bodyLength()).ok())
+            .and_then(|((o, m), b)| o.checked_add(m)?.checked_add(b));
+        if end.is_none_or(|end| end > len) {
+            return Err(corrupt(
+                name,
+                format!(
+                    "a {what} at offset {} with {} + {} bytes lies outside the file ({len} bytes)",
+                    block.offset(),
+                    block.metaDataLength(),
+                    block.bodyLength()
+                ),
+            ));
+        }
+    }
     let mut counts = Vec::new();
-    for block in footer.recordBatches()? {
-        let mut meta = vec![0u8; usize::try_from(block.metaDataLength()).ok()?];
-        files::read_exact_at(&file, path, &mut meta, u64::try_from(block.offset()).ok()?).ok()?;
+    for block in batches {
+        let (Ok(offset), Ok(meta_len)) = (
+            u64::try_from(block.offset()),
+            usize::try_from(block.metaDataLength()),
+        ) else {
+            return Ok(None);
+        };
+        let mut meta = vec![0u8; meta_len];
+        if files::read_exact_at(file, path, &mut meta, offset).is_err() {
+            return Ok(None);
+        }
         // Since format 0.15 a message starts with 0xFFFFFFFF and its length; before, with the
         // length alone.
         let body = if meta.get(..4) == Some([0xff; 4].as_slice()) {
-            meta.get(8..)?
+            meta.get(8..)
         } else {
-            meta.get(4..)?
+            meta.get(4..)
         };
-        let message = arrow_ipc::root_as_message(body).ok()?;
-        counts.push(u64::try_from(message.header_as_record_batch()?.length()).ok()?);
+        let rows = body
+            .and_then(|b| arrow_ipc::root_as_message(b).ok())
+            .and_then(|m| m.header_as_record_batch())
+            .and_then(|r| u64::try_from(r.length()).ok());
+        let Some(rows) = rows else {
+            return Ok(None);
+        };
+        counts.push(Block {
+            rows,
+            offset,
+            meta_len: meta_len as u64,
+        });
     }
-    Some(counts)
+    Ok(Some(counts))
 }
 
 impl IpcSource {
@@ -112,6 +275,8 @@ impl IpcSource {
         let mut fields = Vec::new();
         for (fi, path) in paths.iter().enumerate() {
             let name = files::display_name(path);
+            // Before arrow-ipc reads anything: it allocates what the footer states.
+            let blocks = batch_blocks(path, &name)?;
             let r = reader(path, &name, None)?;
             let these = arrow_fields(&r.schema());
             if fi == 0 {
@@ -122,10 +287,11 @@ impl IpcSource {
             }
             let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
             let n = r.num_batches();
-            let counts = batch_row_counts(path).filter(|c| c.len() == n);
+            let blocks = blocks.filter(|c| c.len() == n);
             let mut first_row = 0u64;
             for index in 0..n {
-                let known = counts.as_ref().and_then(|c| c.get(index).copied());
+                let block = blocks.as_ref().and_then(|c| c.get(index).copied());
+                let known = block.map(|b| b.rows);
                 let rows = OnceLock::new();
                 let first = OnceLock::new();
                 if let Some(count) = known {
@@ -136,6 +302,7 @@ impl IpcSource {
                 batches.push(IpcBatch {
                     file: fi,
                     index,
+                    block,
                     rows,
                     first_row: first,
                 });
@@ -164,9 +331,10 @@ impl IpcSource {
         let mut categories = Categories::default();
         let text = Categories::text_columns(&fields, &plan);
         if !text.is_empty() {
-            for f in &files_out {
-                for batch in reader(&f.path, &f.name, Some(text.clone()))? {
-                    let batch = batch.map_err(|e| corrupt(&f.name, e))?;
+            for (fi, f) in files_out.iter().enumerate() {
+                let mine = batches.iter().filter(|b| b.file == fi);
+                for b in mine {
+                    let batch = read_batch(b, f, text.clone())?;
                     for (j, &c) in text.iter().enumerate() {
                         if j < batch.num_columns() {
                             categories.add(c, batch.column(j))?;
@@ -196,9 +364,15 @@ impl IpcSource {
             .ok_or_else(|| DataError::InvalidArgument("bad chunk".to_owned()))?;
         Ok((b, f))
     }
+}
 
-    fn read_batch(&self, b: &IpcBatch, f: &IpcFile, projection: Vec<usize>) -> Result<RecordBatch> {
-        let mut r = reader(&f.path, &f.name, Some(projection))?;
+/// Decodes record batch `b` of `f` (only the `projection` columns).
+fn read_batch(b: &IpcBatch, f: &IpcFile, projection: Vec<usize>) -> Result<RecordBatch> {
+    if let Some(block) = b.block {
+        check_compressed_lengths(&f.path, &f.name, block)?;
+    }
+    let mut r = reader(&f.path, &f.name, Some(projection))?;
+    guarded(&f.name, || {
         r.set_index(b.index).map_err(|e| corrupt(&f.name, e))?;
         match r.next() {
             Some(Ok(batch)) => Ok(batch),
@@ -208,7 +382,7 @@ impl IpcSource {
                 format!("record batch {} is missing", b.index),
             )),
         }
-    }
+    })
 }
 
 impl Source for IpcSource {
@@ -227,7 +401,7 @@ impl Source for IpcSource {
         }
         // The narrowest projection that still carries the row count.
         let one: Vec<usize> = self.projection.first().copied().into_iter().collect();
-        let rows = self.read_batch(b, f, one)?.num_rows() as u64;
+        let rows = read_batch(b, f, one)?.num_rows() as u64;
         Ok(*b.rows.get_or_init(|| rows))
     }
 
@@ -240,7 +414,7 @@ impl Source for IpcSource {
         ctx.cancel.check()?;
         let (b, f) = self.batch(chunk)?;
         let t0 = Instant::now();
-        let batch = self.read_batch(b, f, self.projection.clone())?;
+        let batch = read_batch(b, f, self.projection.clone())?;
         let t1 = Instant::now();
         let rows = batch.num_rows();
         let _ = b.rows.set(rows as u64);

@@ -17,27 +17,29 @@ pub struct Header {
     pub data_line: u64,
 }
 
-/// The fields of the record at `start` of `buf`, the offset after it and the newlines it
-/// spans; `None` when the record runs past the end of `buf` and more bytes may follow.
+/// The fields of the record at `start` of `buf`, the offset after it, the newlines it spans
+/// and whether it holds a bare `\r` (one not followed by `\n`) outside quotes; `None` when
+/// the record runs past the end of `buf` and more bytes may follow.
 pub fn split_record(
     buf: &[u8],
     start: usize,
     at_eof: bool,
     dialect: Dialect,
-) -> Option<(Vec<Vec<u8>>, usize, u64)> {
+) -> Option<(Vec<Vec<u8>>, usize, u64, bool)> {
     let mut fields = Vec::new();
     let mut field = Vec::new();
     let mut i = start;
     let mut newlines = 0u64;
     let mut in_quotes = false;
     let mut at_field_start = true;
+    let mut bare_cr = false;
     loop {
         let Some(&b) = buf.get(i) else {
             if !at_eof {
                 return None;
             }
             fields.push(field);
-            return Some((fields, i, newlines));
+            return Some((fields, i, newlines, bare_cr));
         };
         i += 1;
         if in_quotes {
@@ -74,8 +76,15 @@ pub fn split_record(
                     None => return None,
                 }
             }
-            return Some((fields, i, newlines + 1));
+            return Some((fields, i, newlines + 1, bare_cr));
         } else {
+            if b == b'\r' {
+                match buf.get(i) {
+                    Some(b'\n') => {}
+                    None if !at_eof => return None,
+                    _ => bare_cr = true,
+                }
+            }
             field.push(b);
             at_field_start = false;
         }
@@ -124,9 +133,19 @@ pub fn parse_header(
             None => return Ok(None),
         }
     }
-    let Some((fields, end, newlines)) = split_record(buf, pos, at_eof, dialect) else {
+    let Some((fields, end, newlines, bare_cr)) = split_record(buf, pos, at_eof, dialect) else {
         return Ok(None);
     };
+    if bare_cr {
+        // Records end at `\n` only (planning counts newlines with memchr; supporting `\r`
+        // too would slow every file down). A file with old Mac `\r` line endings would
+        // otherwise read as one header line and no data, silently.
+        return Err(DataError::InvalidArgument(format!(
+            "{file}:{line}: the first record holds a bare carriage return (\\r) outside \
+             quotes: files with \\r-only line endings are not supported; convert them to \
+             \\n or \\r\\n line endings"
+        )));
+    }
     if !has_header {
         return Ok(Some(Header {
             names: (0..fields.len()).map(|i| i.to_string()).collect(),
@@ -193,6 +212,24 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("f.csv:2"), "{err}");
+    }
+
+    #[test]
+    fn bare_carriage_return_in_the_first_record_is_refused() {
+        for has_header in [true, false] {
+            let err = parse_header(b"a,b\r1,2\r", true, D, has_header, "f.csv").unwrap_err();
+            assert!(err.to_string().contains("f.csv:1:"), "{err}");
+        }
+        // Not enough bytes to tell yet; CRLF and a quoted \r are fine.
+        assert_eq!(parse_header(b"a,b\r", false, D, true, "f").unwrap(), None);
+        let h = parse_header(b"a,b\r\n1,2\r\n", true, D, true, "f")
+            .unwrap()
+            .unwrap();
+        assert_eq!(h.names, vec!["a", "b"]);
+        let h = parse_header(b"\"a\rx\",b\n", true, D, true, "f")
+            .unwrap()
+            .unwrap();
+        assert_eq!(h.names, vec!["a\rx", "b"]);
     }
 
     #[test]
