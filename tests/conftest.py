@@ -1,7 +1,10 @@
 """Setup shared by every crate's test suite."""
 
 import math
+import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -61,3 +64,26 @@ def _check_releases_gil(name: str, call: Callable[[], object]) -> None:
 def assert_releases_gil() -> Callable[[str, Callable[[], object]], None]:
     """The check above, for tests in any crate's suite."""
     return _check_releases_gil
+
+
+def _check_invalid_cache_limit_warns(module: str) -> None:
+    """Imports ``module`` in a child with ``RUSTTORCH_OUTPUT_CACHE_MB=lots``: the import must
+    succeed, warn (RuntimeWarning) naming the variable and its value, and serve calls."""
+    env = {**os.environ, "RUSTTORCH_OUTPUT_CACHE_MB": "lots"}
+    code = f"import {module} as m; print(m.cached_output_bytes())"
+    done = subprocess.run(
+        [sys.executable, "-W", "always", "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "RUSTTORCH_OUTPUT_CACHE_MB" in done.stderr and "lots" in done.stderr
+    assert "RuntimeWarning" in done.stderr
+
+
+@pytest.fixture
+def assert_invalid_cache_limit_warns() -> Callable[[str], None]:
+    """The check above, for the suites of the wheels that have the output cache."""
+    return _check_invalid_cache_limit_warns

@@ -4,6 +4,7 @@ sparse softmax, SpGEMM, sparse attention, gather_scatter and the pattern builder
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import pytest
 import torch
@@ -80,6 +81,12 @@ def test_large_outputs_reuse_dropped_memory_and_overwrite_it() -> None:
     assert second.data_ptr() == addr
     torch.testing.assert_close(second, dense_reduce(a, x2, "max"))
     assert rs.release_cached_outputs() == 0  # `second` is alive: nothing cached
+
+
+def test_an_invalid_output_cache_limit_warns_at_import_and_is_ignored(
+    assert_invalid_cache_limit_warns: Callable[[str], None],
+) -> None:
+    assert_invalid_cache_limit_warns("rusttorch_sparse")
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
