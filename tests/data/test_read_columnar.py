@@ -84,8 +84,13 @@ def test_parquet_several_files_in_order(tmp_path: Path) -> None:
 def test_nulls_follow_the_missing_policy(tmp_path: Path) -> None:
     path = tmp_path / "n.parquet"
     pq.write_table(pa.table({"a": [1.0, None, 3.0], "y": [1, 2, None]}), path)
-    with pytest.raises(rd.ParseError, match=r'n.parquet:1: column "a" has a missing value'):
+    # Columnar files count rows from 0, as pandas and pyarrow do, and say so.
+    with pytest.raises(
+        rd.ParseError, match=r'n\.parquet, row index 1: column "a" has a missing value'
+    ):
         rd.read_parquet(path)
+    with pytest.raises(rd.ParseError, match=r'<arrow>, row index 2: column "y" has a missing'):
+        rd.read_arrow(pq.read_table(path), features=[], label="y")
     X = rd.read_parquet(path, features=["a"], missing="nan")
     assert X[1, 0].isnan() and X[2, 0].item() == 3.0
     X, y = rd.read_parquet(path, label="y", missing=-1)
@@ -95,7 +100,7 @@ def test_nulls_follow_the_missing_policy(tmp_path: Path) -> None:
 def test_float_labels_must_be_integral_for_int64(tmp_path: Path) -> None:
     path = tmp_path / "l.parquet"
     pq.write_table(pa.table({"a": [1.0, 2.0], "y": [1.0, 2.5]}), path)
-    with pytest.raises(rd.ParseError, match=r"2\.5"):
+    with pytest.raises(rd.ParseError, match=r'l\.parquet, row index 1: column "y": .*"2\.5"'):
         rd.read_parquet(path, label="y")
     _, y = rd.read_parquet(path, label="y", label_dtype=torch.float64)
     assert y.tolist() == [1.0, 2.5]
@@ -205,3 +210,37 @@ def test_categorical_codes_for_csv(write_text, threads: int) -> None:
         assert y.tolist() == [0, 1, 0, 1, 2, 2, 1]
     with pytest.raises(rd.ParseError, match='"color"'):
         rd.read_csv(path, label="kind")
+
+
+# Above 2^53 a 64-bit integer goes to float32 differently when rounded once (NumPy's and
+# pyarrow's casts) and when rounded twice through float64: 2^60 + 2^36 + 1 is just above the
+# midpoint between two float32 values, but float64 rounds it onto that midpoint, which then
+# rounds to even.
+_TWICE = [2**60 + 2**36 + 1, -(2**60 + 2**36 + 1), 2**62 + 2**38 + 1, 3, -7]
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "feather", "memory"])
+def test_64_bit_integers_are_rounded_once(tmp_path: Path, fmt: str) -> None:
+    table = pa.table(
+        {
+            "i64": pa.array(_TWICE, pa.int64()),
+            "u64": pa.array([abs(v) for v in _TWICE], pa.uint64()),
+            "y": pa.array(_TWICE[::-1], pa.int64()),
+        }
+    )
+    once = np.stack([table.column(c).to_numpy().astype(np.float32) for c in ("i64", "u64")], 1)
+    assert not np.array_equal(
+        once[:, 0], table.column("i64").to_numpy().astype(np.float64).astype(np.float32)
+    )
+    if fmt == "parquet":
+        pq.write_table(table, tmp_path / "t.parquet")
+        source: object = tmp_path / "t.parquet"
+        read = rd.read_parquet
+    elif fmt == "feather":
+        feather.write_feather(table, tmp_path / "t.feather")
+        source, read = tmp_path / "t.feather", rd.read_ipc
+    else:
+        source, read = table, rd.read_arrow
+    X, y = read(source, features=["i64", "u64"], label="y", label_dtype="float32")
+    assert torch.equal(X, torch.from_numpy(once))
+    assert torch.equal(y, torch.from_numpy(table.column("y").to_numpy().astype(np.float32)))

@@ -194,6 +194,39 @@ def test_bad_feather_buffer_length_is_a_value_error_naming_the_file(tmp_path: Pa
         list(rd.DataLoader(str(path), mode="stream"))
 
 
+QUIET_CHILD = """
+import sys
+import rusttorch_data as rd
+for path in sys.argv[1:]:
+    for read in (rd.read_ipc, lambda p: list(rd.DataLoader(p, mode="stream"))):
+        try:
+            read(path)
+        except ValueError as e:
+            print("ValueError", e)
+"""
+
+
+def test_caught_decoder_panics_print_nothing(tmp_path: Path) -> None:
+    # The panics arrow-ipc raises on the two files above are caught and reported as a
+    # ValueError; the panic hook's "thread ... panicked at" must not reach stderr beside it.
+    footer = feather_bytes(pa.table({"x": np.arange(10.0), "y": np.arange(10)}), tmp_path)
+    footer[-200:-184] = bytes(16)
+    (tmp_path / "bad_footer.arrow").write_bytes(footer)
+    buffer = feather_bytes(pa.table({"x": np.arange(10.0)}), tmp_path, compression="uncompressed")
+    eighty = (80).to_bytes(8, "little")
+    at = buffer.find(eighty, buffer.find(eighty) + 1)
+    buffer[at : at + 8] = (10**6).to_bytes(8, "little")
+    (tmp_path / "bad_buffer.arrow").write_bytes(buffer)
+    paths = [str(tmp_path / "bad_footer.arrow"), str(tmp_path / "bad_buffer.arrow")]
+    done = subprocess.run(
+        [sys.executable, "-c", QUIET_CHILD, *paths], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.count("ValueError") == 4, done.stdout
+    assert "arrow-ipc failed on it" in done.stdout or "damaged" in done.stdout, done.stdout
+    assert "panicked" not in done.stderr, done.stderr[-2000:]
+
+
 ABORT_PRONE = """
 import sys
 import rusttorch_data as rd

@@ -75,6 +75,29 @@ def test_bad_npy_files(tmp_path: Path) -> None:
     np.save(tmp_path / "x.npy", np.zeros((4, 2)))
     with pytest.raises(rd.SchemaError, match="rows"):
         rd.read_npy(tmp_path / "x.npy", labels=tmp_path / "y.npy")
-    np.save(tmp_path / "frac.npy", np.array([0.5]))
-    with pytest.raises(rd.ParseError):
-        rd.read_npy(tmp_path / "frac.npy", label=0)
+    np.save(tmp_path / "frac.npy", np.array([[1.0, 2.0], [3.0, 0.5]]))
+    with pytest.raises(rd.ParseError, match=r"frac\.npy, row index 1: column \"1\": .*0\.5"):
+        rd.read_npy(tmp_path / "frac.npy", label=1)
+
+
+# Above 2^53 a 64-bit integer goes to float32 differently when rounded once (NumPy's astype)
+# and when rounded twice through float64: 2^60 + 2^36 + 1 is just above the midpoint between
+# two float32 values, but float64 rounds it onto that midpoint, which then rounds to even.
+_TWICE = [2**60 + 2**36 + 1, -(2**60 + 2**36 + 1), 2**62 + 2**38 + 1, 3, -7]
+
+
+@pytest.mark.parametrize("dtype", ["<i8", ">i8", "<u8"])
+def test_64_bit_integers_are_rounded_once(tmp_path: Path, dtype: str) -> None:
+    values = [abs(v) for v in _TWICE] if dtype == "<u8" else _TWICE
+    x = np.array([values, values[::-1]], dtype=dtype).T.copy()
+    once = x.astype(np.float32)
+    assert not np.array_equal(once, x.astype(np.float64).astype(np.float32))
+    np.save(tmp_path / "x.npy", x)
+    assert torch.equal(rd.read_npy(tmp_path / "x.npy"), torch.from_numpy(once))
+    assert torch.equal(
+        rd.read_npy(tmp_path / "x.npy", feature_dtype=torch.float64),
+        torch.from_numpy(x.astype(np.float64)),
+    )
+    features, labels = rd.read_npy(tmp_path / "x.npy", label=1, label_dtype="float32")
+    assert torch.equal(features, torch.from_numpy(once[:, :1]))
+    assert torch.equal(labels, torch.from_numpy(once[:, 1]))

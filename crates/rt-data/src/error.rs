@@ -3,6 +3,30 @@
 
 use std::path::PathBuf;
 
+/// Where a record is in its file, as an error message shows it after the file name: a text
+/// file's 1-based physical line (`data.csv:12`, as editors and compilers count) or a
+/// columnar file's 0-based row (`t.parquet, row index 5`, as pandas and pyarrow count).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordAt {
+    /// 1-based physical line where the record starts (CSV).
+    Line(u64),
+    /// 0-based row (Parquet, Arrow IPC, in-memory Arrow, `.npy`).
+    Row(u64),
+    /// A batch of a columnar file, by the 0-based row it starts at, where the failing row
+    /// is not known (a cast that fails for the batch as a whole).
+    BatchFrom(u64),
+}
+
+impl std::fmt::Display for RecordAt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RecordAt::Line(n) => write!(f, ":{n}"),
+            RecordAt::Row(n) => write!(f, ", row index {n}"),
+            RecordAt::BatchFrom(n) => write!(f, ", the batch from row index {n}"),
+        }
+    }
+}
+
 /// Why a source could not be opened or read, or a loader could not be built.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -28,12 +52,12 @@ pub enum DataError {
         found: usize,
     },
     /// A field is not a number (or not valid for the requested output dtype).
-    #[error("{file}:{line}: column {column:?}: cannot parse {text:?} as {expected}")]
+    #[error("{file}{at}: column {column:?}: cannot parse {text:?} as {expected}")]
     Parse {
         /// The file.
         file: String,
-        /// 1-based physical line where the record starts.
-        line: u64,
+        /// Where the record is in the file.
+        at: RecordAt,
         /// The column's name (or its index when there is no header).
         column: String,
         /// The offending text, truncated to a readable length.
@@ -43,13 +67,13 @@ pub enum DataError {
     },
     /// A missing value (empty field, `NA`, Parquet null...) under `missing="raise"`.
     #[error(
-        "{file}:{line}: column {column:?} has a missing value; pass missing=\"nan\" or a fill value to accept it"
+        "{file}{at}: column {column:?} has a missing value; pass missing=\"nan\" or a fill value to accept it"
     )]
     Missing {
         /// The file.
         file: String,
-        /// 1-based line (CSV) or 0-based row (columnar formats).
-        line: u64,
+        /// Where the record is in the file.
+        at: RecordAt,
         /// The column's name.
         column: String,
     },

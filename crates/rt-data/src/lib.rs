@@ -12,6 +12,7 @@ pub mod error;
 pub mod loader;
 pub mod materialize;
 pub mod options;
+pub mod panics;
 pub mod readers;
 pub mod source;
 pub mod transform;
@@ -19,7 +20,7 @@ pub mod transform;
 #[cfg(feature = "python")]
 pub mod python;
 
-pub use error::{DataError, Result};
+pub use error::{DataError, RecordAt, Result};
 pub use options::{CategoricalPolicy, ColumnOptions, ColumnRef, MissingPolicy, OnError};
 pub use source::{
     ChunkInfo, ChunkReport, Dataset, Destination, ErrorBudget, Matrix, ReadContext, ReadStats,

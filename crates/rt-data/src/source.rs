@@ -210,15 +210,6 @@ pub trait Source: Send + Sync + std::fmt::Debug {
     }
 }
 
-/// The text of a caught panic's payload (`panic!` with a message gives `&str` or `String`).
-pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a panic without a message".to_owned())
-}
-
 /// Runs a reader call on chunk `chunk` of `source`, turning a panic inside a decoding
 /// library (arrow, parquet) into an error naming the chunk's file: worker threads would
 /// otherwise report a bare "worker thread panicked" that does not say which file.
@@ -227,7 +218,7 @@ pub fn guard_chunk<T>(
     chunk: usize,
     f: impl FnOnce() -> Result<T>,
 ) -> Result<T> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|payload| {
+    crate::panics::catch_quietly(f).unwrap_or_else(|payload| {
         let file = source
             .chunks()
             .get(chunk)
@@ -236,7 +227,7 @@ pub fn guard_chunk<T>(
             file,
             reason: format!(
                 "decoding failed ({}); the file is probably damaged",
-                panic_message(&*payload)
+                crate::panics::panic_message(&*payload)
             ),
         })
     })

@@ -334,7 +334,7 @@ class DataLoader:
     def _close_current(self) -> None:
         current = self._current() if self._current is not None else None
         if current is not None:
-            current.close()
+            current.close(superseded=True)
         self._current = None
 
     def set_epoch(self, epoch: int) -> None:

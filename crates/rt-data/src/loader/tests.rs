@@ -8,6 +8,7 @@ use rt_view::DType;
 use rt_view::cancel::CancelToken;
 
 use super::*;
+use crate::error::RecordAt;
 use crate::source::{ChunkInfo, ChunkReport, Destination, RowsMut, Schema, SkippedRow};
 
 /// Rows `0..n` (feature = row id as f32, label = row id), cut into chunks of `chunk` rows.
@@ -66,7 +67,7 @@ impl Source for Synthetic {
         if self.fail == Some(chunk) {
             return Err(DataError::Parse {
                 file: "synthetic.csv".into(),
-                line: (chunk * self.chunk + 2) as u64,
+                at: RecordAt::Line((chunk * self.chunk + 2) as u64),
                 column: "id".into(),
                 text: "x".into(),
                 expected: "a float".into(),
@@ -86,7 +87,7 @@ impl Source for Synthetic {
                 });
                 ctx.errors.skip(DataError::Missing {
                     file: "synthetic.csv".into(),
-                    line: id as u64 + 2,
+                    at: RecordAt::Line(id as u64 + 2),
                     column: "id".into(),
                 })?;
                 continue;

@@ -262,6 +262,7 @@ impl PyLoader {
             pid: std::process::id(),
             shared: Arc::clone(&self.shared),
             stats: Arc::clone(self.loader.stats_handle()),
+            superseded: false,
         })
     }
 
@@ -341,6 +342,20 @@ pub struct PyEpoch {
     pid: u32,
     shared: Arc<Mutex<Shared>>,
     stats: Arc<LoaderStats>,
+    /// Closed because a newer `iter(loader)` started: the loader runs one epoch at a time,
+    /// and a consumer still reading this one must hear of it rather than see its epoch end
+    /// early as if complete.
+    superseded: bool,
+}
+
+/// The error for a second thread advancing (or closing) an iterator while another thread is
+/// inside `__next__`, instead of PyO3's bare "Already mutably borrowed".
+fn busy_error() -> PyErr {
+    PyRuntimeError::new_err(
+        "this DataLoader iterator is in use by another thread: an iterator serves one \
+         consumer at a time (hand its batches to other threads through a queue, e.g. \
+         rusttorch_queue.Queue)",
+    )
 }
 
 impl PyEpoch {
@@ -370,30 +385,8 @@ impl PyEpoch {
         }
     }
 
-    fn deliver<'py>(&mut self, py: Python<'py>, batch: Batch) -> PyResult<Bound<'py, PyAny>> {
-        let rows = batch.rows;
-        let features = tensor_to_torch(py, batch.features)?;
-        let out = match batch.labels {
-            Some(labels) => PyTuple::new(py, [features, tensor_to_torch(py, labels)?])?.into_any(),
-            None => features,
-        };
-        self.stats.add_batch(rows);
-        {
-            let mut shared = lock(&self.shared);
-            shared.progress.batches = batch.index + 1;
-            shared.progress.samples += rows as u64;
-        }
-        Ok(out)
-    }
-}
-
-#[pymethods]
-impl PyEpoch {
-    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
-        slf
-    }
-
-    fn __next__<'py>(&mut self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+    /// `__next__`'s work, once this thread holds the iterator.
+    fn next<'py>(&mut self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
         if self.forked() && self.pipeline.is_some() {
             self.forget_if_forked();
             return Err(PyRuntimeError::new_err(
@@ -403,6 +396,13 @@ impl PyEpoch {
         }
         loop {
             let Some(pipeline) = self.pipeline.as_ref() else {
+                if self.superseded {
+                    return Err(PyRuntimeError::new_err(
+                        "this DataLoader iterator was closed by a newer iter(loader) before \
+                         its epoch ended: a DataLoader runs one epoch at a time, so finish \
+                         (or close) one iterator before starting the next",
+                    ));
+                }
                 return Ok(None);
             };
             // Wait without the GIL, in slices, running signal handlers in between.
@@ -427,9 +427,50 @@ impl PyEpoch {
         }
     }
 
-    /// Stops the epoch early and joins its threads.
-    fn close(&mut self, py: Python<'_>) {
-        self.stop(py);
+    fn deliver<'py>(&mut self, py: Python<'py>, batch: Batch) -> PyResult<Bound<'py, PyAny>> {
+        let rows = batch.rows;
+        let features = tensor_to_torch(py, batch.features)?;
+        let out = match batch.labels {
+            Some(labels) => PyTuple::new(py, [features, tensor_to_torch(py, labels)?])?.into_any(),
+            None => features,
+        };
+        self.stats.add_batch(rows);
+        {
+            let mut shared = lock(&self.shared);
+            shared.progress.batches = batch.index + 1;
+            shared.progress.samples += rows as u64;
+        }
+        Ok(out)
+    }
+}
+
+#[pymethods]
+impl PyEpoch {
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __next__<'py>(slf: &Bound<'py, Self>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let py = slf.py();
+        slf.try_borrow_mut().map_err(|_| busy_error())?.next(py)
+    }
+
+    /// Stops the epoch early and joins its threads. `superseded=True` (from a newer
+    /// `iter(loader)`) makes a later `next()` raise instead of ending the epoch quietly.
+    #[pyo3(signature = (superseded=false))]
+    fn close(slf: &Bound<'_, Self>, superseded: bool) -> PyResult<()> {
+        let mut this = slf.try_borrow_mut().map_err(|_| busy_error())?;
+        // Every batch delivered is an epoch the consumer has, whether or not it has asked
+        // for the end yet.
+        let unfinished = this
+            .pipeline
+            .as_ref()
+            .is_some_and(|p| !this.forked() && lock(&this.shared).progress.batches < p.batches);
+        if superseded && unfinished {
+            this.superseded = true;
+        }
+        this.stop(slf.py());
+        Ok(())
     }
 
     /// Batches built and waiting for the consumer.

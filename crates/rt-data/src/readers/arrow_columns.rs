@@ -7,14 +7,14 @@
 //! in place; every other numeric type is converted once per batch with `arrow-cast`.
 
 use arrow_array::cast::AsArray;
-use arrow_array::types::{Float32Type, Float64Type, Int64Type};
+use arrow_array::types::{Float32Type, Float64Type, Int64Type, UInt64Type};
 use arrow_array::{Array, ArrayRef};
 use arrow_buffer::NullBuffer;
 use arrow_cast::cast::{CastOptions, cast_with_options};
 use arrow_schema::DataType;
 use rayon::prelude::*;
 
-use crate::error::{DataError, Result};
+use crate::error::{DataError, RecordAt, Result};
 use crate::options::{CategoricalPolicy, MissingPolicy};
 use crate::readers::columns::{ColumnPlan, int_from_f64, missing_float, missing_int};
 use crate::readers::csv::parse::OutFloat;
@@ -89,7 +89,7 @@ impl Categories {
                 None => Ok(0),
                 Some(v) => map.get(v).copied().ok_or_else(|| DataError::Parse {
                     file: place.file.to_owned(),
-                    line: place.first_row + r as u64,
+                    at: RecordAt::Row(place.first_row + r as u64),
                     column: name.to_owned(),
                     text: v.to_owned(),
                     expected: "a category seen when the source was opened".to_owned(),
@@ -195,6 +195,10 @@ pub struct BatchPlace<'a> {
 enum FloatColumn<'a> {
     F32(&'a [f32]),
     F64(&'a [f64]),
+    /// 64-bit integers, rounded once to the output type (through f64 they would be rounded
+    /// twice above 2^53, unlike NumPy's and pyarrow's casts).
+    I64(&'a [i64]),
+    U64(&'a [u64]),
     Owned(Vec<f64>),
 }
 
@@ -205,7 +209,7 @@ fn cast(array: &dyn Array, to: &DataType, name: &str, place: BatchPlace<'_>) -> 
     };
     cast_with_options(array, to, &options).map_err(|e| DataError::Parse {
         file: place.file.to_owned(),
-        line: place.first_row,
+        at: RecordAt::BatchFrom(place.first_row),
         column: name.to_owned(),
         text: e.to_string(),
         expected: format!("values that fit {to}"),
@@ -226,9 +230,8 @@ fn null_value<T>(
     let error = {
         let file = place.file.to_owned();
         let column = name.to_owned();
-        let line = place.first_row + first_null;
-        Box::new(move || DataError::Missing { file, line, column })
-            as Box<dyn FnOnce() -> DataError>
+        let at = RecordAt::Row(place.first_row + first_null);
+        Box::new(move || DataError::Missing { file, at, column }) as Box<dyn FnOnce() -> DataError>
     };
     policy_value(error).map(Some)
 }
@@ -250,6 +253,8 @@ fn prepare_float<'a>(
     let values = match array.data_type() {
         DataType::Float32 => FloatColumn::F32(array.as_primitive::<Float32Type>().values()),
         DataType::Float64 => FloatColumn::F64(array.as_primitive::<Float64Type>().values()),
+        DataType::Int64 => FloatColumn::I64(array.as_primitive::<Int64Type>().values()),
+        DataType::UInt64 => FloatColumn::U64(array.as_primitive::<UInt64Type>().values()),
         _ => {
             let cast = cast(array.as_ref(), &DataType::Float64, name, place)?;
             FloatColumn::Owned(cast.as_primitive::<Float64Type>().values().to_vec())
@@ -289,7 +294,7 @@ fn prepare_int(
                 None => {
                     return Err(DataError::Parse {
                         file: place.file.to_owned(),
-                        line: place.first_row + r as u64,
+                        at: RecordAt::Row(place.first_row + r as u64),
                         column: name.to_owned(),
                         text: v.to_string(),
                         expected:
@@ -346,6 +351,18 @@ fn write_float<F: OutFloat>(
                         let src = v.get(r0..).unwrap_or_default();
                         for (slot, &x) in slots.zip(src) {
                             *slot = F::from_f64(x);
+                        }
+                    }
+                    FloatColumn::I64(v) => {
+                        let src = v.get(r0..).unwrap_or_default();
+                        for (slot, &x) in slots.zip(src) {
+                            *slot = F::from_i64(x);
+                        }
+                    }
+                    FloatColumn::U64(v) => {
+                        let src = v.get(r0..).unwrap_or_default();
+                        for (slot, &x) in slots.zip(src) {
+                            *slot = F::from_u64(x);
                         }
                     }
                     FloatColumn::Owned(v) => {

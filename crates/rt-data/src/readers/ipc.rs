@@ -4,7 +4,6 @@
 
 use std::fs::File;
 use std::io::BufReader;
-use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
@@ -14,13 +13,13 @@ use arrow_ipc::reader::FileReader;
 
 use crate::error::{DataError, Result};
 use crate::options::ColumnOptions;
+use crate::panics::{catch_quietly, panic_message};
 use crate::readers::arrow_columns::{self, BatchPlace, Categories};
 use crate::readers::columns::{self, ColumnPlan};
 use crate::readers::files;
 use crate::readers::parquet::arrow_fields;
 use crate::source::{
     ChunkInfo, ChunkReport, Destination, ReadContext, Schema, Source, check_destination,
-    panic_message,
 };
 
 #[derive(Debug)]
@@ -75,7 +74,7 @@ fn corrupt(name: &str, e: impl std::fmt::Display) -> DataError {
 /// `unwrap` on a corrupt footer, a slice past the body); without this the user would get a
 /// `PanicException` (not an `Exception`) or a worker panic that does not name the file.
 fn guarded<T>(name: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
-    std::panic::catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|payload| {
+    catch_quietly(f).unwrap_or_else(|payload| {
         Err(corrupt(
             name,
             format!("arrow-ipc failed on it: {}", panic_message(&*payload)),

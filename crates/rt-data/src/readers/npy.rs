@@ -13,7 +13,7 @@ use std::time::Instant;
 use memmap2::{MmapMut, MmapOptions};
 use rt_view::{DType, OwnedTensor};
 
-use crate::error::{DataError, Result};
+use crate::error::{DataError, RecordAt, Result};
 use crate::options::ColumnOptions;
 use crate::readers::columns::{self, ColumnPlan, int_from_f64};
 use crate::readers::csv::parse::OutFloat;
@@ -238,7 +238,8 @@ fn map_array(path: &Path) -> Result<NpyArray> {
 }
 
 impl NpyArray {
-    /// Element `(r, c)` as f64 (exact for every type but 64-bit integers above 2^53).
+    /// Element `(r, c)` as f64, for messages (exact for every type but 64-bit integers
+    /// above 2^53).
     #[inline]
     fn get(&self, r: usize, c: usize) -> f64 {
         self.get_raw(r, c).map_or(f64::NAN, |raw| match raw {
@@ -246,6 +247,17 @@ impl NpyArray {
             Raw::I(v) => v as f64,
             Raw::U(v) => v as f64,
         })
+    }
+
+    /// Element `(r, c)` rounded once to `F` (64-bit integers directly, not through f64).
+    #[inline]
+    fn get_as<F: OutFloat>(&self, r: usize, c: usize) -> F {
+        self.get_raw(r, c)
+            .map_or(F::from_f64(f64::NAN), |raw| match raw {
+                Raw::F(v) => F::from_f64(v),
+                Raw::I(v) => F::from_i64(v),
+                Raw::U(v) => F::from_u64(v),
+            })
     }
 
     #[inline]
@@ -362,7 +374,7 @@ impl NpySource {
         }
         for (i, row) in out.chunks_exact_mut(nf).take(rows).enumerate() {
             for (slot, &c) in row.iter_mut().zip(&self.plan.feature_cols) {
-                *slot = F::from_f64(self.array.get(r0 + i, c));
+                *slot = self.array.get_as(r0 + i, c);
             }
         }
     }
@@ -392,7 +404,7 @@ impl NpySource {
                     for (slot, &(a, c)) in row.iter_mut().zip(&cols) {
                         *slot = a.get_int(r0 + i, c).ok_or_else(|| DataError::Parse {
                             file: a.name.to_string(),
-                            line: (r0 + i) as u64,
+                            at: RecordAt::Row((r0 + i) as u64),
                             column: c.to_string(),
                             text: a.get(r0 + i, c).to_string(),
                             expected:
@@ -405,14 +417,14 @@ impl NpySource {
             RowsMut::F32(s) => {
                 for (i, row) in s.chunks_exact_mut(nl).take(rows).enumerate() {
                     for (slot, &(a, c)) in row.iter_mut().zip(&cols) {
-                        *slot = a.get(r0 + i, c) as f32;
+                        *slot = a.get_as::<f32>(r0 + i, c);
                     }
                 }
             }
             RowsMut::F64(s) => {
                 for (i, row) in s.chunks_exact_mut(nl).take(rows).enumerate() {
                     for (slot, &(a, c)) in row.iter_mut().zip(&cols) {
-                        *slot = a.get(r0 + i, c);
+                        *slot = a.get_as::<f64>(r0 + i, c);
                     }
                 }
             }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use super::decimal_simd::DecimalScanner;
 use super::number::{Decimal, FieldValue, NaValues};
 use super::plan::Dialect;
-use crate::error::{DataError, Result};
+use crate::error::{DataError, RecordAt, Result};
 use crate::options::MissingPolicy;
 use crate::readers::columns::{Role, missing_float, missing_int};
 use crate::source::{ReadContext, RowsMut, SkippedRow};
@@ -25,6 +25,13 @@ pub trait OutFloat: Copy + Send + Sync + 'static {
 
     /// A scanned decimal, with the same result as `from_f64(d.to_f64())`.
     fn from_decimal(d: Decimal) -> Self;
+
+    /// `v` rounded once to this type, as NumPy's `astype` does (through f64 it would be
+    /// rounded twice above 2^53, and could differ in the last bit).
+    fn from_i64(v: i64) -> Self;
+
+    /// [`OutFloat::from_i64`] for unsigned integers.
+    fn from_u64(v: u64) -> Self;
 }
 
 impl OutFloat for f32 {
@@ -37,6 +44,16 @@ impl OutFloat for f32 {
     fn from_decimal(d: Decimal) -> Self {
         d.to_f32()
     }
+
+    #[inline(always)]
+    fn from_i64(v: i64) -> Self {
+        v as f32
+    }
+
+    #[inline(always)]
+    fn from_u64(v: u64) -> Self {
+        v as f32
+    }
 }
 
 impl OutFloat for f64 {
@@ -48,6 +65,16 @@ impl OutFloat for f64 {
     #[inline(always)]
     fn from_decimal(d: Decimal) -> Self {
         d.to_f64()
+    }
+
+    #[inline(always)]
+    fn from_i64(v: i64) -> Self {
+        v as f64
+    }
+
+    #[inline(always)]
+    fn from_u64(v: u64) -> Self {
+        v as f64
     }
 }
 
@@ -498,7 +525,7 @@ impl<'a, 's, F: OutFloat> RowWriter<'a, 's, F> {
                 Err(reason) => {
                     return Err(DataError::Parse {
                         file: layout.file.to_string(),
-                        line,
+                        at: RecordAt::Line(line),
                         column: column_name(layout, col),
                         text: truncate(buf.get(pos..).unwrap_or_default()),
                         expected: reason.to_owned(),
@@ -659,7 +686,7 @@ fn column_name(layout: &Layout<'_>, col: usize) -> String {
 fn missing_error(layout: &Layout<'_>, line: u64, col: usize) -> DataError {
     DataError::Missing {
         file: layout.file.to_string(),
-        line,
+        at: RecordAt::Line(line),
         column: column_name(layout, col),
     }
 }
@@ -673,7 +700,7 @@ fn parse_error(
 ) -> DataError {
     DataError::Parse {
         file: layout.file.to_string(),
-        line,
+        at: RecordAt::Line(line),
         column: column_name(layout, col),
         text: truncate(text),
         expected: expected.to_owned(),
