@@ -460,8 +460,8 @@ impl PyEpoch {
     #[pyo3(signature = (superseded=false))]
     fn close(slf: &Bound<'_, Self>, superseded: bool) -> PyResult<()> {
         let mut this = slf.try_borrow_mut().map_err(|_| busy_error())?;
-        // Every batch delivered is an epoch the consumer has, whether or not it has asked
-        // for the end yet.
+        // Once every batch was delivered the consumer has the whole epoch, whether or not
+        // it has asked for the end yet: ending quietly is right then.
         let unfinished = this
             .pipeline
             .as_ref()

@@ -78,6 +78,19 @@ impl ChunkReader for SharedFile {
     }
 
     fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<Bytes> {
+        // The length comes from the file's metadata (a column chunk's or a page's size): a
+        // damaged file may declare any size, and allocating it before reading would abort
+        // the process when the allocation fails. Bytes past the end cannot be read anyway.
+        let end = u64::try_from(length)
+            .ok()
+            .and_then(|n| start.checked_add(n));
+        if end.is_none_or(|end| end > self.len) {
+            return Err(ParquetError::EOF(format!(
+                "{length} bytes at offset {start} would end past the end of the file \
+                 ({} bytes)",
+                self.len
+            )));
+        }
         let mut buf = vec![0u8; length];
         let mut reader = self.get_read(start)?;
         reader
@@ -381,5 +394,27 @@ impl Source for ParquetSource {
             read_time,
             parse_time,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_read_past_the_end_fails_before_allocating() {
+        let path = std::env::temp_dir().join(format!("rt_data_get_bytes_{}", std::process::id()));
+        std::fs::write(&path, b"0123456789").unwrap();
+        let file = SharedFile {
+            file: Arc::new(File::open(&path).unwrap()),
+            len: 10,
+        };
+        assert_eq!(&file.get_bytes(2, 8).unwrap()[..], b"23456789");
+        // A declared length that would abort if allocated: refused, not attempted.
+        for (start, length) in [(0, usize::MAX), (2, 9), (u64::MAX, 1), (11, 0)] {
+            let err = file.get_bytes(start, length).unwrap_err().to_string();
+            assert!(err.contains("past the end of the file (10 bytes)"), "{err}");
+        }
+        std::fs::remove_file(&path).unwrap();
     }
 }

@@ -6,8 +6,8 @@ record the call."""
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterable, Sequence
+from typing import Any, cast
 
 import torch
 from torch import Tensor
@@ -287,7 +287,10 @@ def longformer(n: int, window: int, global_tokens: int | Sequence[int] = ()) -> 
         leading = _count(global_tokens, "global_tokens")
         crow, col = _native.longformer(n, window, [], num_leading=leading)
     else:
-        crow, col = _native.longformer(n, window, list(global_tokens))
+        # Not a count: a sequence (or tensor, or array) of token indices; the test above is
+        # one mypy cannot narrow on.
+        tokens = cast(Iterable[int], global_tokens)
+        crow, col = _native.longformer(n, window, list(tokens))
     return _pattern(crow, col, n)
 
 
