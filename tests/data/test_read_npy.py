@@ -60,6 +60,12 @@ def test_bad_npy_files(tmp_path: Path) -> None:
     np.save(tmp_path / "o.npy", np.array([object(), 1], dtype=object), allow_pickle=True)
     with pytest.raises(TypeError, match=r"o\.npy"):
         rd.read_npy(tmp_path / "o.npy")
+    # A structured array's error shows its whole field list, not a cut-off header.
+    np.save(tmp_path / "s.npy", np.zeros(3, dtype=[("a", "<f4"), ("b", "<i8")]))
+    with pytest.raises(TypeError) as info:
+        rd.read_npy(tmp_path / "s.npy")
+    assert "[('a', '<f4'), ('b', '<i8')]" in str(info.value)
+    assert "fortran_order" not in str(info.value)
     np.save(tmp_path / "3d.npy", np.zeros((2, 2, 2)))
     with pytest.raises(ValueError, match="3-dimensional"):
         rd.read_npy(tmp_path / "3d.npy")

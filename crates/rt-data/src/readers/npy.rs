@@ -102,6 +102,37 @@ fn dict_value<'a>(dict: &'a str, key: &str) -> Option<&'a str> {
     Some(rest)
 }
 
+/// A non-string `descr` (a structured dtype's field list) as an error shows it: the whole
+/// bracketed value, not the header text after it, shortened to 80 characters when longer.
+fn shown_descr(descr_text: &str) -> String {
+    let mut depth = 0usize;
+    let mut end = descr_text.len();
+    for (i, c) in descr_text.char_indices() {
+        match c {
+            '[' | '(' | '{' => depth += 1,
+            ']' | ')' | '}' => {
+                depth = depth.saturating_sub(1);
+                if depth == 0 {
+                    end = i + c.len_utf8();
+                    break;
+                }
+            }
+            ',' if depth == 0 => {
+                end = i;
+                break;
+            }
+            _ => {}
+        }
+    }
+    let value = descr_text.get(..end).unwrap_or(descr_text).trim();
+    if value.chars().count() <= 80 {
+        return value.to_owned();
+    }
+    let mut short: String = value.chars().take(77).collect();
+    short.push_str("...");
+    short
+}
+
 fn parse_header(bytes: &[u8], name: &str) -> Result<Header> {
     let bad = |why: &str| corrupt(name, format!("not a valid .npy file: {why}"));
     if bytes.get(..6) != Some(b"\x93NUMPY".as_slice()) {
@@ -135,7 +166,7 @@ fn parse_header(bytes: &[u8], name: &str) -> Result<Header> {
         .and_then(|s| s.split('\'').next())
         .ok_or_else(|| DataError::UnsupportedType {
             column: name.to_owned(),
-            found: descr_text.chars().take(40).collect(),
+            found: shown_descr(descr_text),
             hint: "structured arrays cannot become a tensor; save a plain numeric array".to_owned(),
         })?
         .to_owned();
@@ -539,6 +570,17 @@ mod tests {
         out.extend_from_slice(&(dict.len() as u16).to_le_bytes());
         out.extend_from_slice(dict.as_bytes());
         out
+    }
+
+    #[test]
+    fn structured_descr_is_shown_whole_or_shortened() {
+        let header_rest = "[('a', '<f4'), ('b', '<i8')], 'fortran_order': False, }";
+        assert_eq!(shown_descr(header_rest), "[('a', '<f4'), ('b', '<i8')]");
+        let long = format!("[{}], 'shape': (3,), }}", "('field', '<f8'), ".repeat(20));
+        let shown = shown_descr(&long);
+        assert_eq!(shown.chars().count(), 80);
+        assert!(shown.starts_with("[('field', '<f8')") && shown.ends_with("..."));
+        assert_eq!(shown_descr("<f4, 'shape'"), "<f4");
     }
 
     #[test]
