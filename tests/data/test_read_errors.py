@@ -257,6 +257,27 @@ def test_damaged_uncompressed_length_prefix_does_not_abort(tmp_path: Path, compr
     assert out.startswith("ValueError") and "bad_prefix.arrow" in out, out
 
 
+@pytest.mark.parametrize("compression", ["lz4", "zstd"])
+def test_damaged_dictionary_batch_length_prefix_does_not_abort(tmp_path: Path, compression) -> None:
+    # arrow-ipc decodes every dictionary batch when it opens a file, allocating the
+    # uncompressed length each buffer declares.
+    values = pa.array(np.random.rand(100))
+    column = pa.DictionaryArray.from_arrays(pa.array(np.arange(100, dtype=np.int32)), values)
+    table = pa.table({"x": column, "y": np.arange(100.0)})
+    data = feather_bytes(table, tmp_path, compression=compression)
+    # Intact, the file reads (the check passes a sound dictionary batch).
+    X = rd.read_ipc(tmp_path / "good.arrow", features=["x"])
+    assert torch.equal(X[:, 0], torch.from_numpy(values.to_numpy().astype(np.float32)))
+    # The dictionary's 800 bytes of values; dictionary batches come before record batches.
+    at = data.find((800).to_bytes(8, "little"))
+    data[at + 7] = 4  # now about 2.9e17 bytes
+    path = tmp_path / "bad_dictionary.arrow"
+    path.write_bytes(data)
+    out = read_ipc_in_subprocess(path)
+    assert out.startswith("ValueError") and "bad_dictionary.arrow" in out, out
+    assert "dictionary batch" in out, out
+
+
 def test_damaged_body_length_in_the_footer_does_not_abort(tmp_path: Path) -> None:
     data = feather_bytes(pa.table({"x": np.arange(10.0)}), tmp_path, compression="uncompressed")
     # The footer's Block(offset, metaDataLength, bodyLength=80) is the last 80 in the file.

@@ -102,24 +102,38 @@ const MAX_LZ4_RATIO: u64 = 512;
 const MAX_ZSTD_RATIO: u64 = 1 << 16;
 const RATIO_SLACK: u64 = 1 << 20;
 
-/// Checks the uncompressed length that prefixes every compressed buffer of a record batch
-/// (8 bytes, little-endian; -1 for a buffer stored uncompressed) against what its compressed
-/// size can expand to, before arrow-ipc decodes (and allocates) it.
-fn check_compressed_lengths(path: &Path, name: &str, block: Block) -> Result<()> {
-    let file = files::open(path)?;
-    let meta_len = usize::try_from(block.meta_len).map_err(|e| corrupt(name, e))?;
-    let mut meta = vec![0u8; meta_len];
-    files::read_exact_at(&file, path, &mut meta, block.offset)?;
+/// The batch a metadata message describes: a record batch's own, or the one inside a
+/// dictionary batch. `meta` is the message as stored, with its length prefix (since format
+/// 0.15 a message starts with 0xFFFFFFFF and its length; before, with the length alone).
+fn batch_of_message(meta: &[u8]) -> Option<arrow_ipc::RecordBatch<'_>> {
     let body = if meta.get(..4) == Some([0xff; 4].as_slice()) {
         meta.get(8..)
     } else {
         meta.get(4..)
-    };
+    }?;
+    let message = arrow_ipc::root_as_message(body).ok()?;
+    message
+        .header_as_record_batch()
+        .or_else(|| message.header_as_dictionary_batch()?.data())
+}
+
+/// Checks the uncompressed length that prefixes every compressed buffer of the batch whose
+/// metadata message is at `offset` (8 bytes, little-endian; -1 for a buffer stored
+/// uncompressed) against what its compressed size can expand to, before arrow-ipc decodes
+/// (and allocates) it. `what` names the batch in the error ("record batch", "dictionary
+/// batch").
+fn check_compressed_lengths(
+    file: &File,
+    path: &Path,
+    name: &str,
+    (offset, meta_len): (u64, u64),
+    what: &str,
+) -> Result<()> {
+    let meta_len = usize::try_from(meta_len).map_err(|e| corrupt(name, e))?;
+    let mut meta = vec![0u8; meta_len];
+    files::read_exact_at(file, path, &mut meta, offset)?;
     // An unparsable message is left to arrow-ipc, which reports it as an error.
-    let Some(batch) = body
-        .and_then(|b| arrow_ipc::root_as_message(b).ok())
-        .and_then(|m| m.header_as_record_batch())
-    else {
+    let Some(batch) = batch_of_message(&meta) else {
         return Ok(());
     };
     let (Some(compression), Some(buffers)) = (batch.compression(), batch.buffers()) else {
@@ -130,9 +144,9 @@ fn check_compressed_lengths(path: &Path, name: &str, block: Block) -> Result<()>
     } else {
         MAX_LZ4_RATIO
     };
-    let body_start = block.offset.saturating_add(block.meta_len);
+    let body_start = offset.saturating_add(meta_len as u64);
     for (i, buffer) in buffers.iter().enumerate() {
-        let (Ok(offset), Ok(length)) = (
+        let (Ok(buffer_offset), Ok(length)) = (
             u64::try_from(buffer.offset()),
             u64::try_from(buffer.length()),
         ) else {
@@ -142,8 +156,13 @@ fn check_compressed_lengths(path: &Path, name: &str, block: Block) -> Result<()>
             continue; // an empty buffer has no prefix
         }
         let mut prefix = [0u8; 8];
-        files::read_exact_at(&file, path, &mut prefix, body_start.saturating_add(offset))
-            .map_err(|_| corrupt(name, format!("buffer {i} of a record batch is cut off")))?;
+        files::read_exact_at(
+            file,
+            path,
+            &mut prefix,
+            body_start.saturating_add(buffer_offset),
+        )
+        .map_err(|_| corrupt(name, format!("buffer {i} of a {what} is cut off")))?;
         let declared = i64::from_le_bytes(prefix);
         let bound = (length - 8)
             .saturating_mul(ratio)
@@ -152,7 +171,7 @@ fn check_compressed_lengths(path: &Path, name: &str, block: Block) -> Result<()>
             return Err(corrupt(
                 name,
                 format!(
-                    "buffer {i} of a record batch declares {declared} uncompressed bytes, \
+                    "buffer {i} of a {what} declares {declared} uncompressed bytes, \
                      more than its {} compressed bytes can hold",
                     length - 8
                 ),
@@ -225,6 +244,17 @@ fn blocks_of(
             ));
         }
     }
+    // arrow-ipc reads every dictionary batch when it opens the file, before any record
+    // batch: check their compressed lengths now. A block it cannot locate is left to
+    // arrow-ipc, as below.
+    for block in footer.dictionaries().into_iter().flatten() {
+        if let (Ok(offset), Ok(meta_len)) = (
+            u64::try_from(block.offset()),
+            u64::try_from(block.metaDataLength()),
+        ) {
+            check_compressed_lengths(file, path, name, (offset, meta_len), "dictionary batch")?;
+        }
+    }
     let mut counts = Vec::new();
     for block in batches {
         let (Ok(offset), Ok(meta_len)) = (
@@ -237,17 +267,7 @@ fn blocks_of(
         if files::read_exact_at(file, path, &mut meta, offset).is_err() {
             return Ok(None);
         }
-        // Since format 0.15 a message starts with 0xFFFFFFFF and its length; before, with the
-        // length alone.
-        let body = if meta.get(..4) == Some([0xff; 4].as_slice()) {
-            meta.get(8..)
-        } else {
-            meta.get(4..)
-        };
-        let rows = body
-            .and_then(|b| arrow_ipc::root_as_message(b).ok())
-            .and_then(|m| m.header_as_record_batch())
-            .and_then(|r| u64::try_from(r.length()).ok());
+        let rows = batch_of_message(&meta).and_then(|r| u64::try_from(r.length()).ok());
         let Some(rows) = rows else {
             return Ok(None);
         };
@@ -368,7 +388,9 @@ impl IpcSource {
 /// Decodes record batch `b` of `f` (only the `projection` columns).
 fn read_batch(b: &IpcBatch, f: &IpcFile, projection: Vec<usize>) -> Result<RecordBatch> {
     if let Some(block) = b.block {
-        check_compressed_lengths(&f.path, &f.name, block)?;
+        let file = files::open(&f.path)?;
+        let at = (block.offset, block.meta_len);
+        check_compressed_lengths(&file, &f.path, &f.name, at, "record batch")?;
     }
     let mut r = reader(&f.path, &f.name, Some(projection))?;
     guarded(&f.name, || {
