@@ -316,6 +316,20 @@ fn prepare_int(
 /// string column.
 type Picked<'a> = (&'a ArrayRef, &'a str, Option<(&'a Categories, usize)>);
 
+/// Writes `values[r0..]`, converted, into `slots` (one column's elements of a block of rows).
+#[inline(always)]
+fn copy_column<'s, F: 's, X: Copy>(
+    slots: impl Iterator<Item = &'s mut F>,
+    values: &[X],
+    r0: usize,
+    convert: impl Fn(X) -> F,
+) {
+    let src = values.get(r0..).unwrap_or_default();
+    for (slot, &x) in slots.zip(src) {
+        *slot = convert(x);
+    }
+}
+
 /// Writes the columns `arrays` (one per output column, in output order) into the row-major
 /// `[rows, arrays.len()]` float buffer `out`.
 fn write_float<F: OutFloat>(
@@ -341,36 +355,11 @@ fn write_float<F: OutFloat>(
                     .chunks_exact_mut(width)
                     .filter_map(|row| row.get_mut(k));
                 match values {
-                    FloatColumn::F32(v) => {
-                        let src = v.get(r0..).unwrap_or_default();
-                        for (slot, &x) in slots.zip(src) {
-                            *slot = F::from_f64(f64::from(x));
-                        }
-                    }
-                    FloatColumn::F64(v) => {
-                        let src = v.get(r0..).unwrap_or_default();
-                        for (slot, &x) in slots.zip(src) {
-                            *slot = F::from_f64(x);
-                        }
-                    }
-                    FloatColumn::I64(v) => {
-                        let src = v.get(r0..).unwrap_or_default();
-                        for (slot, &x) in slots.zip(src) {
-                            *slot = F::from_i64(x);
-                        }
-                    }
-                    FloatColumn::U64(v) => {
-                        let src = v.get(r0..).unwrap_or_default();
-                        for (slot, &x) in slots.zip(src) {
-                            *slot = F::from_u64(x);
-                        }
-                    }
-                    FloatColumn::Owned(v) => {
-                        let src = v.get(r0..).unwrap_or_default();
-                        for (slot, &x) in slots.zip(src) {
-                            *slot = F::from_f64(x);
-                        }
-                    }
+                    FloatColumn::F32(v) => copy_column(slots, v, r0, |x| F::from_f64(f64::from(x))),
+                    FloatColumn::F64(v) => copy_column(slots, v, r0, F::from_f64),
+                    FloatColumn::I64(v) => copy_column(slots, v, r0, F::from_i64),
+                    FloatColumn::U64(v) => copy_column(slots, v, r0, F::from_u64),
+                    FloatColumn::Owned(v) => copy_column(slots, v, r0, F::from_f64),
                 }
                 if let Some(nulls) = nulls {
                     let fill = F::from_f64(*fill);
