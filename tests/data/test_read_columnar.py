@@ -120,6 +120,32 @@ def test_feather_matches_pyarrow(tmp_path: Path, threads: int, compression: str)
     assert torch.equal(X3, reference(table, ["u16"]))
 
 
+def bytes_read_by_this_process() -> int:
+    """Bytes this process (all its threads) has read through read/pread so far (Linux)."""
+    for line in Path("/proc/self/io").read_text().splitlines():
+        if line.startswith("rchar:"):
+            return int(line.split()[1])
+    raise AssertionError("no rchar in /proc/self/io")
+
+
+@pytest.mark.skipif(not Path("/proc/self/io").exists(), reason="needs Linux's /proc/self/io")
+def test_ipc_with_many_batches_reads_its_footer_once(tmp_path: Path, threads: int) -> None:
+    # 4,000 batches of 8 rows: the footer lists every batch (about 100 KB). A reader that
+    # parsed the footer again for every batch would read over 400 MB; one read per file
+    # keeps the total within a few times the file's size.
+    rng = np.random.default_rng(5)
+    table = pa.table({f"c{i}": rng.standard_normal(32_000).astype(np.float32) for i in range(3)})
+    path = tmp_path / "many.arrow"
+    feather.write_feather(table, path, compression="uncompressed", chunksize=8)
+    size = path.stat().st_size
+    before = bytes_read_by_this_process()
+    X = rd.read_ipc(path)
+    read = bytes_read_by_this_process() - before
+    assert torch.equal(X, reference(table, ["c0", "c1", "c2"]))
+    assert rd.open_source(path).num_chunks == 4000
+    assert read < 4 * size, f"read {read:,} bytes of a {size:,}-byte file"
+
+
 def test_in_memory_arrow_objects(threads: int) -> None:
     table = typed_table(500)
     expected = reference(table, FEATURES)

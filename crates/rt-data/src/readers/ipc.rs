@@ -1,6 +1,8 @@
-//! Arrow IPC files (Feather v2) through `arrow-ipc`'s `FileReader`: one chunk per record
-//! batch, only the selected columns decoded. Every read opens its own handle, so any thread
-//! can read any batch.
+//! Arrow IPC files (Feather v2) through `arrow-ipc`: one chunk per record batch, only the
+//! selected columns decoded. The footer, schema and dictionaries of each file are read once,
+//! at open, into a `FileDecoder`; a read then fetches its batch's bytes alone (a
+//! `FileReader` per read would parse the whole footer each time, quadratic in the number of
+//! batches). Every read opens its own handle, so any thread can read any batch.
 
 use std::fs::File;
 use std::io::BufReader;
@@ -9,7 +11,10 @@ use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use arrow_array::{ArrayRef, RecordBatch};
-use arrow_ipc::reader::FileReader;
+use arrow_buffer::{Buffer, MutableBuffer};
+use arrow_ipc::MetadataVersion;
+use arrow_ipc::reader::{FileDecoder, FileReader};
+use arrow_schema::SchemaRef;
 
 use crate::error::{DataError, Result};
 use crate::options::ColumnOptions;
@@ -26,16 +31,59 @@ use crate::source::{
 struct IpcFile {
     path: PathBuf,
     name: Arc<str>,
+    schema: SchemaRef,
+    /// From our own reading of the footer; `None` when we could not parse it (every read
+    /// then goes through a `FileReader`, which reports what is wrong).
+    footer: Option<Footer>,
+    /// Decodes the source's projection; built at the end of `open` (with `footer`).
+    decoder: Option<FileDecoder>,
 }
 
-/// Where a record batch sits in its file, from the footer.
+/// What the decoder needs from a file's footer.
+#[derive(Debug)]
+struct Footer {
+    version: MetadataVersion,
+    dictionaries: Vec<Block>,
+    batches: Vec<Block>,
+}
+
+/// Where a record or dictionary batch sits in its file, from the footer (checked to lie
+/// inside the file).
 #[derive(Debug, Clone, Copy)]
 struct Block {
+    /// Rows of a record batch, from its metadata message (0 for a dictionary batch).
     rows: u64,
     /// Offset of the batch's metadata message.
     offset: u64,
     /// Length of the metadata message (with its prefix and padding): the body follows it.
     meta_len: u64,
+    body_len: u64,
+}
+
+impl Block {
+    /// The footer's form of the block, for arrow-ipc (the values came from it).
+    fn arrow(&self) -> arrow_ipc::Block {
+        let as_i64 = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        arrow_ipc::Block::new(
+            as_i64(self.offset),
+            i32::try_from(self.meta_len).unwrap_or(i32::MAX),
+            as_i64(self.body_len),
+        )
+    }
+
+    /// The block's bytes (metadata message, then body) in one 64-byte aligned buffer, as
+    /// arrow-ipc reads it; the length was checked against the file's at open.
+    fn read(&self, f: &IpcFile) -> Result<Buffer> {
+        let len = self
+            .meta_len
+            .checked_add(self.body_len)
+            .and_then(|l| usize::try_from(l).ok())
+            .ok_or_else(|| corrupt(&f.name, "a batch is larger than the address space"))?;
+        let file = files::open(&f.path)?;
+        let mut buf = MutableBuffer::from_len_zeroed(len);
+        files::read_exact_at(&file, &f.path, buf.as_slice_mut(), self.offset)?;
+        Ok(buf.into())
+    }
 }
 
 #[derive(Debug)]
@@ -117,11 +165,9 @@ fn batch_of_message(meta: &[u8]) -> Option<arrow_ipc::RecordBatch<'_>> {
         .or_else(|| message.header_as_dictionary_batch()?.data())
 }
 
-/// Checks the uncompressed length that prefixes every compressed buffer of the batch whose
-/// metadata message is at `offset` (8 bytes, little-endian; -1 for a buffer stored
-/// uncompressed) against what its compressed size can expand to, before arrow-ipc decodes
-/// (and allocates) it. `what` names the batch in the error ("record batch", "dictionary
-/// batch").
+/// [`check_compressed_lengths_of`] for the batch whose metadata message is at `offset` in
+/// `file`, reading only the message and the 8-byte prefixes (at open, before arrow-ipc reads
+/// the dictionary batches).
 fn check_compressed_lengths(
     file: &File,
     path: &Path,
@@ -132,8 +178,27 @@ fn check_compressed_lengths(
     let meta_len = usize::try_from(meta_len).map_err(|e| corrupt(name, e))?;
     let mut meta = vec![0u8; meta_len];
     files::read_exact_at(file, path, &mut meta, offset)?;
+    let body_start = offset.saturating_add(meta_len as u64);
+    check_compressed_lengths_of(&meta, name, what, |at| {
+        let mut prefix = [0u8; 8];
+        files::read_exact_at(file, path, &mut prefix, body_start.saturating_add(at)).ok()?;
+        Some(prefix)
+    })
+}
+
+/// Checks the uncompressed length that prefixes every compressed buffer of a batch (8
+/// bytes, little-endian; -1 for a buffer stored uncompressed) against what its compressed
+/// size can expand to, before arrow-ipc decodes (and allocates) it. `meta` is the batch's
+/// metadata message; `prefix_at(o)` reads the 8 bytes at offset `o` of its body (`None` past
+/// the end). `what` names the batch in the error ("record batch", "dictionary batch").
+fn check_compressed_lengths_of(
+    meta: &[u8],
+    name: &str,
+    what: &str,
+    mut prefix_at: impl FnMut(u64) -> Option<[u8; 8]>,
+) -> Result<()> {
     // An unparsable message is left to arrow-ipc, which reports it as an error.
-    let Some(batch) = batch_of_message(&meta) else {
+    let Some(batch) = batch_of_message(meta) else {
         return Ok(());
     };
     let (Some(compression), Some(buffers)) = (batch.compression(), batch.buffers()) else {
@@ -144,7 +209,6 @@ fn check_compressed_lengths(
     } else {
         MAX_LZ4_RATIO
     };
-    let body_start = offset.saturating_add(meta_len as u64);
     for (i, buffer) in buffers.iter().enumerate() {
         let (Ok(buffer_offset), Ok(length)) = (
             u64::try_from(buffer.offset()),
@@ -155,14 +219,8 @@ fn check_compressed_lengths(
         if length < 8 {
             continue; // an empty buffer has no prefix
         }
-        let mut prefix = [0u8; 8];
-        files::read_exact_at(
-            file,
-            path,
-            &mut prefix,
-            body_start.saturating_add(buffer_offset),
-        )
-        .map_err(|_| corrupt(name, format!("buffer {i} of a {what} is cut off")))?;
+        let prefix = prefix_at(buffer_offset)
+            .ok_or_else(|| corrupt(name, format!("buffer {i} of a {what} is cut off")))?;
         let declared = i64::from_le_bytes(prefix);
         let bound = (length - 8)
             .saturating_mul(ratio)
@@ -181,17 +239,17 @@ fn check_compressed_lengths(
     Ok(())
 }
 
-/// The footer's record batch blocks and the row count of each, from the footer and the
-/// batches' metadata messages alone (no body is read). `Ok(None)` when the file does not look
-/// as expected (arrow-ipc then reports what is wrong, and the counts are taken lazily by
-/// reading the batches); an error when a block lies past the end of the file: arrow-ipc
-/// would allocate its stated length before reading it, and a damaged length of terabytes
-/// aborts the process.
-fn batch_blocks(path: &Path, name: &str) -> Result<Option<Vec<Block>>> {
+/// The footer's blocks (dictionary batches, record batches with the row count of each) and
+/// metadata version, from the footer and the batches' metadata messages alone (no body is
+/// read). `Ok(None)` when the file does not look as expected (arrow-ipc then reports what is
+/// wrong, and the counts are taken lazily by reading the batches); an error when a block
+/// lies past the end of the file: arrow-ipc would allocate its stated length before reading
+/// it, and a damaged length of terabytes aborts the process.
+fn read_footer(path: &Path, name: &str) -> Result<Option<Footer>> {
     // Reading the flatbuffers is checked (`root_as_*` verify them); catching a panic here
     // too keeps a surprise from escaping as a `PanicException`.
     guarded(name, || Ok(footer_bytes(path)))?.map_or(Ok(None), |(file, len, footer)| {
-        guarded(name, || blocks_of(&file, path, name, len, &footer))
+        guarded(name, || footer_of(&file, path, name, len, &footer))
     })
 }
 
@@ -211,73 +269,99 @@ fn footer_bytes(path: &Path) -> Option<(File, u64, Vec<u8>)> {
     Some((file, len, footer))
 }
 
-fn blocks_of(
+/// A footer block as ours, once it is known to lie inside a file of `len` bytes (an error
+/// naming `what` otherwise).
+fn located(block: &arrow_ipc::Block, len: u64, name: &str, what: &str) -> Result<Block> {
+    let parts = u64::try_from(block.offset())
+        .ok()
+        .zip(u64::try_from(block.metaDataLength()).ok())
+        .zip(u64::try_from(block.bodyLength()).ok());
+    let inside = parts.filter(|&((o, m), b)| {
+        o.checked_add(m)
+            .and_then(|e| e.checked_add(b))
+            .is_some_and(|end| end <= len)
+    });
+    let Some(((offset, meta_len), body_len)) = inside else {
+        return Err(corrupt(
+            name,
+            format!(
+                "a {what} at offset {} with {} + {} bytes lies outside the file ({len} bytes)",
+                block.offset(),
+                block.metaDataLength(),
+                block.bodyLength()
+            ),
+        ));
+    };
+    Ok(Block {
+        rows: 0,
+        offset,
+        meta_len,
+        body_len,
+    })
+}
+
+fn footer_of(
     file: &File,
     path: &Path,
     name: &str,
     len: u64,
     footer: &[u8],
-) -> Result<Option<Vec<Block>>> {
+) -> Result<Option<Footer>> {
     let Ok(footer) = arrow_ipc::root_as_footer(footer) else {
         return Ok(None);
     };
     let dictionaries = footer.dictionaries().into_iter().flatten();
+    let dictionaries = dictionaries
+        .map(|b| located(b, len, name, "dictionary batch"))
+        .collect::<Result<Vec<_>>>()?;
     let batches = footer.recordBatches().into_iter().flatten();
-    for (what, block) in dictionaries
-        .map(|b| ("dictionary batch", b))
-        .chain(batches.clone().map(|b| ("record batch", b)))
-    {
-        let end = u64::try_from(block.offset())
-            .ok()
-            .zip(u64::try_from(block.metaDataLength()).ok())
-            .zip(u64::try_from(block.bodyLength()).ok())
-            .and_then(|((o, m), b)| o.checked_add(m)?.checked_add(b));
-        if end.is_none_or(|end| end > len) {
-            return Err(corrupt(
-                name,
-                format!(
-                    "a {what} at offset {} with {} + {} bytes lies outside the file ({len} bytes)",
-                    block.offset(),
-                    block.metaDataLength(),
-                    block.bodyLength()
-                ),
-            ));
-        }
+    let mut batches = batches
+        .map(|b| located(b, len, name, "record batch"))
+        .collect::<Result<Vec<_>>>()?;
+    // Dictionary batches are decoded at open, before any record batch: check their
+    // compressed lengths now.
+    for block in &dictionaries {
+        let at = (block.offset, block.meta_len);
+        check_compressed_lengths(file, path, name, at, "dictionary batch")?;
     }
-    // arrow-ipc reads every dictionary batch when it opens the file, before any record
-    // batch: check their compressed lengths now. A block it cannot locate is left to
-    // arrow-ipc, as below.
-    for block in footer.dictionaries().into_iter().flatten() {
-        if let (Ok(offset), Ok(meta_len)) = (
-            u64::try_from(block.offset()),
-            u64::try_from(block.metaDataLength()),
-        ) {
-            check_compressed_lengths(file, path, name, (offset, meta_len), "dictionary batch")?;
-        }
-    }
-    let mut counts = Vec::new();
-    for block in batches {
-        let (Ok(offset), Ok(meta_len)) = (
-            u64::try_from(block.offset()),
-            usize::try_from(block.metaDataLength()),
-        ) else {
+    for block in &mut batches {
+        let Ok(meta_len) = usize::try_from(block.meta_len) else {
             return Ok(None);
         };
         let mut meta = vec![0u8; meta_len];
-        if files::read_exact_at(file, path, &mut meta, offset).is_err() {
+        if files::read_exact_at(file, path, &mut meta, block.offset).is_err() {
             return Ok(None);
         }
         let rows = batch_of_message(&meta).and_then(|r| u64::try_from(r.length()).ok());
         let Some(rows) = rows else {
             return Ok(None);
         };
-        counts.push(Block {
-            rows,
-            offset,
-            meta_len: meta_len as u64,
-        });
+        block.rows = rows;
     }
-    Ok(Some(counts))
+    Ok(Some(Footer {
+        version: footer.version(),
+        dictionaries,
+        batches,
+    }))
+}
+
+/// A decoder of `f`'s record batches for `projection`, with the file's dictionaries read
+/// (what `FileReader` does on every open); `None` when we could not read the footer.
+fn decoder(f: &IpcFile, projection: Vec<usize>) -> Result<Option<FileDecoder>> {
+    let Some(footer) = &f.footer else {
+        return Ok(None);
+    };
+    let mut decoder =
+        FileDecoder::new(f.schema.clone(), footer.version).with_projection(projection);
+    for block in &footer.dictionaries {
+        let buf = block.read(f)?;
+        guarded(&f.name, || {
+            decoder
+                .read_dictionary(&block.arrow(), &buf)
+                .map_err(|e| corrupt(&f.name, e))
+        })?;
+    }
+    Ok(Some(decoder))
 }
 
 impl IpcSource {
@@ -295,7 +379,7 @@ impl IpcSource {
         for (fi, path) in paths.iter().enumerate() {
             let name = files::display_name(path);
             // Before arrow-ipc reads anything: it allocates what the footer states.
-            let blocks = batch_blocks(path, &name)?;
+            let footer = read_footer(path, &name)?;
             let r = reader(path, &name, None)?;
             let these = arrow_fields(&r.schema());
             if fi == 0 {
@@ -306,10 +390,10 @@ impl IpcSource {
             }
             let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
             let n = r.num_batches();
-            let blocks = blocks.filter(|c| c.len() == n);
+            let footer = footer.filter(|f| f.batches.len() == n);
             let mut first_row = 0u64;
             for index in 0..n {
-                let block = blocks.as_ref().and_then(|c| c.get(index).copied());
+                let block = footer.as_ref().and_then(|f| f.batches.get(index).copied());
                 let known = block.map(|b| b.rows);
                 let rows = OnceLock::new();
                 let first = OnceLock::new();
@@ -334,6 +418,9 @@ impl IpcSource {
             files_out.push(IpcFile {
                 path: path.clone(),
                 name,
+                schema: r.schema(),
+                footer,
+                decoder: None,
             });
         }
         let names: Vec<String> = fields.iter().map(|(n, _)| n.clone()).collect();
@@ -351,9 +438,10 @@ impl IpcSource {
         let text = Categories::text_columns(&fields, &plan);
         if !text.is_empty() {
             for (fi, f) in files_out.iter().enumerate() {
+                let text_decoder = decoder(f, text.clone())?;
                 let mine = batches.iter().filter(|b| b.file == fi);
                 for b in mine {
-                    let batch = read_batch(b, f, text.clone())?;
+                    let batch = read_batch(b, f, text_decoder.as_ref(), &text)?;
                     for (j, &c) in text.iter().enumerate() {
                         if j < batch.num_columns() {
                             categories.add(c, batch.column(j))?;
@@ -361,6 +449,9 @@ impl IpcSource {
                     }
                 }
             }
+        }
+        for f in &mut files_out {
+            f.decoder = decoder(f, projection.clone())?;
         }
         Ok(Self {
             files: files_out,
@@ -385,23 +476,39 @@ impl IpcSource {
     }
 }
 
-/// Decodes record batch `b` of `f` (only the `projection` columns).
-fn read_batch(b: &IpcBatch, f: &IpcFile, projection: Vec<usize>) -> Result<RecordBatch> {
-    if let Some(block) = b.block {
-        let file = files::open(&f.path)?;
-        let at = (block.offset, block.meta_len);
-        check_compressed_lengths(&file, &f.path, &f.name, at, "record batch")?;
+/// Decodes record batch `b` of `f` (only the `projection` columns), with `decoder` (made for
+/// that projection) when we could read the footer, with a `FileReader` otherwise.
+fn read_batch(
+    b: &IpcBatch,
+    f: &IpcFile,
+    decoder: Option<&FileDecoder>,
+    projection: &[usize],
+) -> Result<RecordBatch> {
+    let missing = || corrupt(&f.name, format!("record batch {} is missing", b.index));
+    if let (Some(block), Some(decoder)) = (b.block, decoder) {
+        let buf = block.read(f)?;
+        let meta_len = usize::try_from(block.meta_len).unwrap_or(usize::MAX);
+        let (meta, body) = buf
+            .split_at_checked(meta_len)
+            .ok_or_else(|| corrupt(&f.name, "a record batch is cut off"))?;
+        check_compressed_lengths_of(meta, &f.name, "record batch", |at| {
+            let at = usize::try_from(at).ok()?;
+            body.get(at..at.checked_add(8)?)?.try_into().ok()
+        })?;
+        return guarded(&f.name, || {
+            decoder
+                .read_record_batch(&block.arrow(), &buf)
+                .map_err(|e| corrupt(&f.name, e))?
+                .ok_or_else(missing)
+        });
     }
-    let mut r = reader(&f.path, &f.name, Some(projection))?;
+    let mut r = reader(&f.path, &f.name, Some(projection.to_vec()))?;
     guarded(&f.name, || {
         r.set_index(b.index).map_err(|e| corrupt(&f.name, e))?;
         match r.next() {
             Some(Ok(batch)) => Ok(batch),
             Some(Err(e)) => Err(corrupt(&f.name, e)),
-            None => Err(corrupt(
-                &f.name,
-                format!("record batch {} is missing", b.index),
-            )),
+            None => Err(missing()),
         }
     })
 }
@@ -422,7 +529,7 @@ impl Source for IpcSource {
         }
         // The narrowest projection that still carries the row count.
         let one: Vec<usize> = self.projection.first().copied().into_iter().collect();
-        let rows = read_batch(b, f, one)?.num_rows() as u64;
+        let rows = read_batch(b, f, None, &one)?.num_rows() as u64;
         Ok(*b.rows.get_or_init(|| rows))
     }
 
@@ -435,7 +542,7 @@ impl Source for IpcSource {
         ctx.cancel.check()?;
         let (b, f) = self.batch(chunk)?;
         let t0 = Instant::now();
-        let batch = read_batch(b, f, self.projection.clone())?;
+        let batch = read_batch(b, f, f.decoder.as_ref(), &self.projection)?;
         let t1 = Instant::now();
         let rows = batch.num_rows();
         let _ = b.rows.set(rows as u64);
