@@ -1,5 +1,6 @@
-"""Autograd: every activation and normalization checked with torch.autograd.gradcheck in
-float64 through the registered rusttorch:: ops; gradients agree with torch's own ops."""
+"""Autograd: every activation, normalization, mean_var and distance checked with
+torch.autograd.gradcheck in float64 through the registered rusttorch:: ops; gradients agree
+with torch's own ops. The scalers (order statistics) refuse inputs that require grad."""
 
 from __future__ import annotations
 
@@ -145,17 +146,146 @@ def test_standardize_omit_gradients_skip_the_missing_entries() -> None:
     assert ga[1, 0] == 0.0 and ga[4, 2] == 0.0
 
 
+@pytest.mark.parametrize("metric", ["l2", "sqeuclidean", "cosine", "dot"])
+@pytest.mark.parametrize("batch", [(), (2,)], ids=["2d", "batched"])
+def test_cdist_gradcheck(metric: str, batch: tuple[int, ...]) -> None:
+    x, y = inputs(*batch, 5, 3, seed=10), inputs(*batch, 4, 3, seed=11)
+    assert torch.autograd.gradcheck(lambda a, b: rs.cdist(a, b, metric), (x, y))
+
+
+def test_cdist_gradients_match_torch_also_at_zero_distance() -> None:
+    torch.manual_seed(12)
+    x = torch.randn(6, 5, requires_grad=True)
+    # Two rows of y coincide with rows of x: torch.cdist's gradient there is 0.
+    y = torch.cat([x.detach()[:2], torch.randn(4, 5)]).requires_grad_()
+    g = torch.randn(6, 6)
+    ours = torch.autograd.grad(rs.cdist(x, y), (x, y), g)
+    theirs = torch.autograd.grad(torch.cdist(x, y), (x, y), g)
+    for a, b in zip(ours, theirs, strict=True):
+        assert not a.isnan().any()
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-5)
+    # A self-distance matrix: its diagonal is 0 only up to rounding in the forward pass.
+    xs = x.detach().clone().requires_grad_()
+    (ours,) = torch.autograd.grad(rs.cdist(xs, xs), xs, g)
+    (theirs,) = torch.autograd.grad(torch.cdist(xs, xs), xs, g)
+    assert torch.allclose(ours, theirs, rtol=1e-4, atol=1e-5)
+    # The other metrics against their torch formulas.
+    formulas = {
+        "sqeuclidean": lambda a, b: (a.unsqueeze(1) - b.unsqueeze(0)).pow(2).sum(-1),
+        "cosine": lambda a, b: 1 - F.cosine_similarity(a.unsqueeze(1), b.unsqueeze(0), dim=-1),
+        "dot": lambda a, b: a @ b.T,
+    }
+    for metric, formula in formulas.items():
+        ours = torch.autograd.grad(rs.cdist(x, y, metric), (x, y), g)
+        theirs = torch.autograd.grad(formula(x, y), (x, y), g)
+        for a, b in zip(ours, theirs, strict=True):
+            assert torch.allclose(a, b, rtol=1e-4, atol=1e-5), metric
+
+
+def test_l2_near_pairs_in_several_steps(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Batched points with many coincident and near pairs, the exact path two pairs a step.
+    monkeypatch.setattr(rs._ops, "_NEAR_PAIRS_PER_STEP", 2)
+    torch.manual_seed(19)
+    x = torch.randn(2, 5, 4, dtype=torch.float64)
+    y = torch.cat([x[:, :3] + 1e-3 * torch.randn(2, 3, 4, dtype=torch.float64), x[:, 3:]], 1)
+    x.requires_grad_(), y.requires_grad_()
+    g = torch.randn(2, 5, 5, dtype=torch.float64)
+    ours = torch.autograd.grad(rs.cdist(x, y), (x, y), g)
+    theirs = torch.autograd.grad(torch.cdist(x, y), (x, y), g)
+    for a, b in zip(ours, theirs, strict=True):
+        assert torch.allclose(a, b, rtol=1e-7, atol=1e-9)
+
+
+def test_cosine_gradients_at_a_zero_row_match_torch() -> None:
+    # A zero row's norm is clamped at eps (finite differences cannot check this: a step
+    # of 1e-6 leaves the clamped region). torch's gradient there has no norm term either.
+    x, y = inputs(4, 3, seed=13).detach(), inputs(4, 3, seed=14).detach()
+    x[1] = 0.0
+    pairwise = (
+        lambda a, b: rs.cdist(a, b, "cosine"),
+        lambda a, b: 1 - F.cosine_similarity(a.unsqueeze(1), b.unsqueeze(0), dim=-1),
+        torch.randn(4, 4, dtype=torch.float64),
+    )
+    rowwise = (rs.cosine_similarity, F.cosine_similarity, torch.randn(4, dtype=torch.float64))
+    for ours_fn, theirs_fn, g in (pairwise, rowwise):
+        a1, b1 = x.clone().requires_grad_(), y.clone().requires_grad_()
+        a2, b2 = x.clone().requires_grad_(), y.clone().requires_grad_()
+        ours = torch.autograd.grad(ours_fn(a1, b1), (a1, b1), g)
+        theirs = torch.autograd.grad(theirs_fn(a2, b2), (a2, b2), g)
+        for p, q in zip(ours, theirs, strict=True):
+            assert torch.isfinite(p).all()
+            assert torch.allclose(p, q, rtol=1e-9, atol=0.0)
+
+
+def test_cosine_similarity_gradients() -> None:
+    a, b = inputs(3, 6, 4, seed=15), inputs(3, 6, 4, seed=16)
+    assert torch.autograd.gradcheck(lambda p, q: rs.cosine_similarity(p, q, eps=1e-6), (a, b))
+    a32 = a.detach().float().requires_grad_()
+    b32 = b.detach().float().requires_grad_()
+    g = torch.randn(3, 6)
+    ours = torch.autograd.grad(rs.cosine_similarity(a32, b32), (a32, b32), g)
+    theirs = torch.autograd.grad(F.cosine_similarity(a32, b32, dim=-1), (a32, b32), g)
+    for p, q in zip(ours, theirs, strict=True):
+        assert torch.allclose(p, q, rtol=1e-4, atol=1e-6)
+    # 16-bit inputs: gradients in the input's dtype, computed in float32.
+    a16 = a32.detach().bfloat16().requires_grad_()
+    (ga,) = torch.autograd.grad(
+        rs.cosine_similarity(a16, b32.detach().bfloat16()), a16, g.bfloat16()
+    )
+    assert ga.dtype == torch.bfloat16
+    assert torch.allclose(ga.float(), ours[0], rtol=0.05, atol=0.02)
+
+
+@pytest.mark.parametrize("dim,correction", [(0, 1.0), (1, 0.0), (-1, 2.0)])
+def test_mean_var_gradcheck(dim: int, correction: float) -> None:
+    x = inputs(5, 4, 3, seed=17)
+    assert torch.autograd.gradcheck(lambda t: rs.mean_var(t, dim, correction=correction), (x,))
+
+
+def test_mean_var_gradients_match_torch_and_omit_missing_entries() -> None:
+    x = inputs(8, 3, seed=18)
+    gm, gv = torch.randn(3, dtype=torch.float64), torch.randn(3, dtype=torch.float64)
+    mean, var = rs.mean_var(x)
+    (ours,) = torch.autograd.grad((mean * gm).sum() + (var * gv).sum(), x)
+    (theirs,) = torch.autograd.grad((x.mean(0) * gm).sum() + (x.var(0) * gv).sum(), x)
+    assert torch.allclose(ours, theirs)
+    xn = x.detach().clone()
+    xn[2, 0] = xn[5, 1] = float("nan")
+    xn.requires_grad_()
+    mean, var = rs.mean_var(xn, nan_policy="omit")
+    (ours,) = torch.autograd.grad((mean * gm).sum() + (var * gv).sum(), xn)
+    present = ~xn.isnan()
+    n = present.sum(0)
+    ref_mean = torch.where(present, xn, 0.0).sum(0) / n
+    ref_var = torch.where(present, xn - ref_mean, 0.0).pow(2).sum(0) / (n - 1)
+    (theirs,) = torch.autograd.grad((ref_mean * gm).sum() + (ref_var * gv).sum(), xn)
+    assert not ours.isnan().any() and ours[2, 0] == 0.0 and ours[5, 1] == 0.0
+    assert torch.allclose(ours, theirs)
+    h = torch.randn(8, 3).half().requires_grad_()
+    (gh,) = torch.autograd.grad(rs.mean_var(h)[1].sum(), h)
+    assert gh.dtype == torch.float16
+
+
 @pytest.mark.parametrize(
     "call",
-    [lambda a, b: rs.cdist(a, b), lambda a, b: rs.cosine_similarity(a, b)],
-    ids=["cdist", "cosine_similarity"],
+    [lambda a: rs.minmax_scale(a), lambda a: rs.robust_scale(a)],
+    ids=["minmax_scale", "robust_scale"],
 )
-def test_ops_without_autograd_refuse_inputs_that_require_grad(call) -> None:  # type: ignore[no-untyped-def]
-    a, b = torch.randn(4, 3, requires_grad=True), torch.randn(4, 3)
+def test_scalers_refuse_inputs_that_require_grad(call) -> None:  # type: ignore[no-untyped-def]
+    a = torch.randn(4, 3, requires_grad=True)
     with pytest.raises(RuntimeError, match="has no autograd"):
-        call(a, b)
-    with pytest.raises(RuntimeError, match="has no autograd"):
-        call(b, a)
+        call(a)
     with torch.no_grad():
-        assert call(a, b).shape[0] == 4
-    assert call(a.detach(), b).grad_fn is None
+        assert call(a)[0].shape == (4, 3)
+    assert call(a.detach())[0].grad_fn is None
+
+
+def test_scaler_ops_traced_with_grad_fail_clearly_in_backward() -> None:
+    # What torch.compile records for a scaler whose input requires grad.
+    x = torch.randn(5, 2, requires_grad=True)
+    y, _, _ = torch.ops.rusttorch.minmax_scale(x, 0, [0.0, 1.0], "propagate")
+    with pytest.raises(RuntimeError, match="minmax_scale has no autograd"):
+        y.sum().backward()
+    y, _, _ = torch.ops.rusttorch.robust_scale(x, 0, [25.0, 75.0], "propagate")
+    with pytest.raises(RuntimeError, match="robust_scale has no autograd"):
+        y.sum().backward()

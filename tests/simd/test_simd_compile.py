@@ -158,6 +158,15 @@ OPCHECK_GRAD = [
         torch.ops.rusttorch.standardize.default,
         (torch.randn(9, 4).bfloat16().requires_grad_(), 1, 0.0, 0.5, "omit"),
     ),
+    (torch.ops.rusttorch.mean_var.default, (torch.randn(9, 4, requires_grad=True), 1, 1.0, "omit")),
+    (
+        torch.ops.rusttorch.cdist.default,
+        (torch.randn(4, 3, requires_grad=True), torch.randn(5, 3, requires_grad=True), "cosine"),
+    ),
+    (
+        torch.ops.rusttorch.cosine_similarity.default,
+        (torch.randn(4, 3, requires_grad=True), torch.randn(4, 3, requires_grad=True), 1e-8),
+    ),
 ]
 
 

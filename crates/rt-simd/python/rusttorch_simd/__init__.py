@@ -10,7 +10,8 @@ over memory with the GIL released.
 'avx512'
 
 Every op is also ``torch.ops.rusttorch.<name>`` (so ``torch.compile(fullgraph=True)`` traces
-through it), and the activations and normalizations support autograd.
+through it), and the activations, normalizations, ``mean_var``, ``standardize`` and the
+distances support autograd.
 """
 
 from __future__ import annotations
@@ -258,7 +259,8 @@ def mean_var(
     x: Tensor, dim: int = 0, *, correction: float = 1.0, nan_policy: str = "propagate"
 ) -> tuple[Tensor, Tensor]:
     """Mean and variance along ``dim`` in one numerically stable pass (Welford, merged
-    across threads). ``nan_policy``: ``"propagate"``, ``"omit"`` or ``"raise"``."""
+    across threads). ``nan_policy``: ``"propagate"``, ``"omit"`` or ``"raise"``. Autograd
+    (with ``"omit"``, the missing entries get no gradient)."""
     if _needs_op(x):
         return _ops.mean_var_op(x, dim, correction, nan_policy)
     return _native.mean_var(x, dim, correction=correction, nan_policy=nan_policy)
@@ -296,10 +298,12 @@ def minmax_scale(
     nan_policy: str = "propagate",
     out: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """scikit-learn's ``minmax_scale`` along ``dim``; returns ``(y, min, max)``."""
-    if _needs_op(x):
+    """scikit-learn's ``minmax_scale`` along ``dim``; returns ``(y, min, max)``. No
+    autograd."""
+    if _is_compiling():
         y, lo, hi = _ops.minmax_scale_op(x, dim, list(feature_range), nan_policy)
         return _into(y, out), lo, hi
+    _refuse_grad("minmax_scale", x)
     return _native.minmax_scale(x, dim, feature_range=feature_range, nan_policy=nan_policy, out=out)
 
 
@@ -312,10 +316,11 @@ def robust_scale(
     out: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """scikit-learn's ``RobustScaler`` along ``dim``: ``(x - median) / IQR``; returns
-    ``(y, center, scale)``."""
-    if _needs_op(x):
+    ``(y, center, scale)``. No autograd."""
+    if _is_compiling():
         y, center, scale = _ops.robust_scale_op(x, dim, list(quantile_range), nan_policy)
         return _into(y, out), center, scale
+    _refuse_grad("robust_scale", x)
     return _native.robust_scale(
         x, dim, quantile_range=quantile_range, nan_policy=nan_policy, out=out
     )
@@ -388,10 +393,10 @@ def l2_normalize(
 def cdist(x: Tensor, y: Tensor, metric: str = "l2", *, out: Tensor | None = None) -> Tensor:
     """Distances between the rows of ``x`` ([..., n, d]) and ``y`` ([..., m, d]):
     ``"l2"`` (``torch.cdist``), ``"sqeuclidean"``, ``"cosine"`` (1 - cosine similarity) or
-    ``"dot"``. No autograd."""
-    if _is_compiling():
+    ``"dot"``. Autograd for every metric (at zero ``"l2"`` distance the gradient is 0, as
+    in ``torch.cdist``)."""
+    if _needs_op(x, y):
         return _into(_ops.cdist_op(x, y, metric), out)
-    _refuse_grad("cdist", x, y)
     return _native.cdist(x, y, metric, out=out)
 
 
@@ -399,10 +404,11 @@ def cosine_similarity(
     x1: Tensor, x2: Tensor, dim: int = -1, eps: float = 1e-8, *, out: Tensor | None = None
 ) -> Tensor:
     """``torch.nn.functional.cosine_similarity`` along the last dimension (equal shapes,
-    no broadcasting). No autograd."""
-    if _is_compiling():
+    no broadcasting). Autograd."""
+    if _needs_op(x1, x2):
+        if dim not in (-1, x1.dim() - 1):
+            return _native.cosine_similarity(x1, x2, dim, eps)  # raises the ValueError
         return _into(_ops.cosine_similarity_op(x1, x2, eps), out)
-    _refuse_grad("cosine_similarity", x1, x2)
     return _native.cosine_similarity(x1, x2, dim, eps, out=out)
 
 

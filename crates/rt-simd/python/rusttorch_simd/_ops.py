@@ -1,6 +1,8 @@
 """The torch.library face of rusttorch_simd: every tensor op registered as ``rusttorch::<name>``
 with a fake (meta) kernel, so that ``torch.compile(fullgraph=True)`` traces through it, and
-with autograd formulas for the activations and normalizations.
+with autograd formulas for the activations, normalizations, ``mean_var`` and the distances.
+The scalers ``minmax_scale`` and ``robust_scale`` have none (their statistics are order
+statistics); their backward raises a clear error.
 
 The public functions in ``rusttorch_simd`` call the compiled kernels directly (a few
 microseconds per call) and go through these ops only when they must: while
@@ -350,6 +352,52 @@ def _(x: Tensor, dim: int, correction: float, nan_policy: str) -> tuple[Tensor, 
     return _reduced(x, dim), _reduced(x, dim)
 
 
+def _in_float32(*tensors: Tensor | None) -> tuple[Tensor | None, ...]:
+    """16-bit tensors widened to float32 for a backward formula (as the forward pass
+    computes), others unchanged."""
+    return tuple(
+        t.float() if t is not None and t.dtype in (torch.float16, torch.bfloat16) else t
+        for t in tensors
+    )
+
+
+def _mean_var_setup(ctx, inputs, output):  # type: ignore[no-untyped-def]
+    x, dim, correction, nan_policy = inputs
+    mean, _var = output
+    ctx.save_for_backward(x, mean)
+    ctx.dim, ctx.correction = dim % x.dim(), correction
+    ctx.omit = nan_policy == "omit"
+
+
+def _mean_var_backward(ctx, gmean, gvar):  # type: ignore[no-untyped-def]
+    x0, mean0 = ctx.saved_tensors
+    x, mean, gmean, gvar = _in_float32(x0, mean0, gmean, gvar)
+    d = ctx.dim
+    if ctx.omit:
+        # Statistics over the present entries only (each column its own count); a NaN
+        # entry gets no gradient, as with torch.nanmean.
+        present = ~x.isnan()
+        n = present.sum(d, keepdim=True).to(x.dtype)
+        xc = torch.where(present, x - mean.unsqueeze(d), 0.0)
+    else:
+        present = None
+        n = torch.tensor(float(x.shape[d]), dtype=x.dtype)
+        xc = x - mean.unsqueeze(d)
+    gx = torch.zeros_like(x)
+    if gmean is not None:
+        gx = gx + gmean.unsqueeze(d) / n
+    if gvar is not None:
+        # var = sum(xc^2) / (n - correction); sum(xc) = 0 removes the mean's term.
+        dof = (n - ctx.correction).clamp_min(0.0)
+        gx = gx + gvar.unsqueeze(d) * 2.0 * xc / dof
+    if present is not None:
+        gx = torch.where(present, gx, 0.0)
+    return gx.to(x0.dtype), None, None, None
+
+
+mean_var_op.register_autograd(_mean_var_backward, setup_context=_mean_var_setup)
+
+
 @torch.library.custom_op("rusttorch::standardize", mutates_args=())
 def standardize_op(
     x: Tensor, dim: int, correction: float, eps: float, nan_policy: str
@@ -443,6 +491,26 @@ def _(
     x: Tensor, dim: int, quantile_range: Sequence[float], nan_policy: str
 ) -> tuple[Tensor, Tensor, Tensor]:
     return _like(x), _reduced(x, dim), _reduced(x, dim)
+
+
+def _no_gradient(name: str) -> Callable[..., Any]:
+    def backward(ctx, *grads):  # type: ignore[no-untyped-def]
+        raise RuntimeError(
+            f"rusttorch_simd.{name} has no autograd: use the torch function for gradients, "
+            "or call it under torch.no_grad() or with detached inputs"
+        )
+
+    return backward
+
+
+def _nothing_saved(ctx, inputs, output):  # type: ignore[no-untyped-def]
+    pass
+
+
+# Traced under torch.compile with inputs that require grad, a backward through these is a
+# clear error (the eager path refuses such inputs before calling the kernel).
+minmax_scale_op.register_autograd(_no_gradient("minmax_scale"), setup_context=_nothing_saved)
+robust_scale_op.register_autograd(_no_gradient("robust_scale"), setup_context=_nothing_saved)
 
 
 # ---- rows --------------------------------------------------------------------------------
@@ -578,6 +646,88 @@ def _(x: Tensor, y: Tensor, metric: str) -> Tensor:
     return x.new_empty((*x.shape[:-1], y.shape[-2]))
 
 
+# The cosine metric clamps each row's norm at this (rt_simd::distance::COSINE_EPS).
+_COSINE_EPS = 1e-8
+
+
+def _save_inputs_and_output(ctx, inputs, output):  # type: ignore[no-untyped-def]
+    ctx.save_for_backward(inputs[0], inputs[1], output)
+    ctx.args = inputs[2:]
+
+
+def _inverse_norms(x: Tensor, eps: float) -> tuple[Tensor, Tensor]:
+    """``1 / max(|row|, eps)`` per row (keepdim), and where the norm was not clamped (only
+    there does the norm carry a gradient)."""
+    norm = torch.linalg.vector_norm(x, dim=-1, keepdim=True)
+    return 1.0 / norm.clamp_min(eps), (norm > eps).to(x.dtype)
+
+
+def _cdist_backward(ctx, grad):  # type: ignore[no-untyped-def]
+    x, y, out = ctx.saved_tensors
+    (metric,) = ctx.args
+    if metric == "dot":
+        return grad @ y, grad.transpose(-1, -2) @ x, None
+    if metric == "cosine":
+        return (*_cosine_backward(x, y, out, grad), None)
+    if metric == "l2":
+        return (*_l2_backward(x, y, out, grad), None)
+    # s_ij = |x_i - y_j|^2: ds/dx_i = 2 (x_i - y_j), ds/dy_j = 2 (y_j - x_i), as two
+    # products (where the points coincide both terms are ~0, as the true gradient).
+    gx = 2.0 * (grad.sum(-1, keepdim=True) * x - grad @ y)
+    gy = 2.0 * (grad.sum(-2).unsqueeze(-1) * y - grad.transpose(-1, -2) @ x)
+    return gx, gy, None
+
+
+def _cosine_backward(x: Tensor, y: Tensor, out: Tensor, grad: Tensor) -> tuple[Tensor, Tensor]:
+    """Gradients of ``out = 1 - s``, ``s_ij = (x_i . y_j) fx_i fy_j`` with ``fx = 1 /
+    max(|x_i|, eps)``: ``ds/dx_i = fx_i fy_j y_j - s_ij x_i fx_i^2``, the second term only
+    where the norm was not clamped."""
+    fx, in_x = _inverse_norms(x, _COSINE_EPS)
+    fy, in_y = _inverse_norms(y, _COSINE_EPS)
+    # sum_j grad_ij s_ij, and the same over i, with s = 1 - out.
+    g_out = grad * out
+    gs_rows = (grad.sum(-1) - g_out.sum(-1)).unsqueeze(-1)
+    gs_cols = (grad.sum(-2) - g_out.sum(-2)).unsqueeze(-1)
+    gx = in_x * x * fx * fx * gs_rows - fx * ((grad * fy.transpose(-1, -2)) @ y)
+    gy = in_y * y * fy * fy * gs_cols - fy * ((grad * fx).transpose(-1, -2) @ x)
+    return gx, gy
+
+
+# Pairs at most this many entries at once in `_l2_backward`'s exact path (bounds its memory).
+_NEAR_PAIRS_PER_STEP = 1 << 16
+
+
+def _l2_backward(x: Tensor, y: Tensor, out: Tensor, grad: Tensor) -> tuple[Tensor, Tensor]:
+    """Gradients of ``out = |x_i - y_j|``: ``grad_ij (x_i - y_j) / out_ij``, 0 where the
+    points coincide (as ``torch.cdist``).
+
+    Far pairs go through two matrix products, ``sum_j c_ij x_i - (c y)_i`` with ``c =
+    grad / out``. For a near pair that cancels badly, and its distance (from ``|x|^2 +
+    |y|^2 - 2 x.y``, as the forward pass computes it) is mostly rounding: ``cdist(x, x)``'s
+    diagonal comes out as ~1e-4 in float32, not 0, and ``grad / out`` would blow it up. So
+    pairs with ``out_ij <= |x_i| / 10`` (where the forward's error in ``out^2`` is under
+    about 200 ulp) take the exact formula, with the difference formed directly.
+    """
+    near = out <= 0.1 * torch.linalg.vector_norm(x, dim=-1, keepdim=True)
+    c = grad / out
+    c.masked_fill_(near, 0.0)
+    gx = c.sum(-1, keepdim=True) * x - c @ y
+    gy = c.sum(-2).unsqueeze(-1) * y - c.transpose(-1, -2) @ x
+    for pairs in near.nonzero().split(_NEAR_PAIRS_PER_STEP):
+        batch = tuple(pairs[:, k] for k in range(pairs.shape[1] - 2))
+        i, j = pairs[:, -2], pairs[:, -1]
+        diff = x[(*batch, i)] - y[(*batch, j)]
+        dist = torch.linalg.vector_norm(diff, dim=-1)
+        coef = torch.where(dist == 0, 0.0, grad[(*batch, i, j)] / dist)
+        part = coef.unsqueeze(-1) * diff
+        gx.index_put_((*batch, i), part, accumulate=True)
+        gy.index_put_((*batch, j), -part, accumulate=True)
+    return gx, gy
+
+
+cdist_op.register_autograd(_cdist_backward, setup_context=_save_inputs_and_output)
+
+
 @torch.library.custom_op("rusttorch::cosine_similarity", mutates_args=())
 def cosine_similarity_op(x1: Tensor, x2: Tensor, eps: float) -> Tensor:
     return _native.cosine_similarity(x1, x2, -1, eps)
@@ -586,3 +736,22 @@ def cosine_similarity_op(x1: Tensor, x2: Tensor, eps: float) -> Tensor:
 @_fake_for(cosine_similarity_op)
 def _(x1: Tensor, x2: Tensor, eps: float) -> Tensor:
     return x1.new_empty(x1.shape[:-1])
+
+
+def _cosine_similarity_backward(ctx, grad):  # type: ignore[no-untyped-def]
+    a0, b0, s0 = ctx.saved_tensors
+    (eps,) = ctx.args
+    a, b, s, grad = _in_float32(a0, b0, s0, grad)
+    # s = (a . b) fa fb with fa = 1 / max(|a|, eps): ds/da = fa fb b - s a fa^2 (the second
+    # term where |a| > eps), and the same with a and b swapped.
+    fa, in_a = _inverse_norms(a, eps)
+    fb, in_b = _inverse_norms(b, eps)
+    g, s = grad.unsqueeze(-1), s.unsqueeze(-1)
+    ga = g * (fa * fb * b - in_a * s * a * fa * fa)
+    gb = g * (fa * fb * a - in_b * s * b * fb * fb)
+    return ga.to(a0.dtype), gb.to(b0.dtype), None
+
+
+cosine_similarity_op.register_autograd(
+    _cosine_similarity_backward, setup_context=_save_inputs_and_output
+)
