@@ -182,18 +182,39 @@ def test_cdist_gradients_match_torch_also_at_zero_distance() -> None:
             assert torch.allclose(a, b, rtol=1e-4, atol=1e-5), metric
 
 
-def test_l2_near_pairs_in_several_steps(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Batched points with many coincident and near pairs, the exact path two pairs a step.
-    monkeypatch.setattr(rs._ops, "_NEAR_PAIRS_PER_STEP", 2)
+def test_euclidean_gradients_against_float64() -> None:
     torch.manual_seed(19)
-    x = torch.randn(2, 5, 4, dtype=torch.float64)
-    y = torch.cat([x[:, :3] + 1e-3 * torch.randn(2, 3, 4, dtype=torch.float64), x[:, 3:]], 1)
-    x.requires_grad_(), y.requires_grad_()
-    g = torch.randn(2, 5, 5, dtype=torch.float64)
-    ours = torch.autograd.grad(rs.cdist(x, y), (x, y), g)
-    theirs = torch.autograd.grad(torch.cdist(x, y), (x, y), g)
-    for a, b in zip(ours, theirs, strict=True):
-        assert torch.allclose(a, b, rtol=1e-7, atol=1e-9)
+
+    def error(metric: str, x: torch.Tensor, y: torch.Tensor, ref) -> float:  # type: ignore[no-untyped-def]
+        g = torch.randn(*x.shape[:-1], y.shape[-2])
+        a, b = x.clone().requires_grad_(), y.clone().requires_grad_()
+        ours = torch.autograd.grad(rs.cdist(a, b, metric), (a, b), g)
+        a64, b64 = x.double().requires_grad_(), y.double().requires_grad_()
+        want = torch.autograd.grad(ref(a64, b64), (a64, b64), g.double())
+        return max(
+            float((o.double() - w).abs().max() / w.abs().max())
+            for o, w in zip(ours, want, strict=True)
+        )
+
+    # sqeuclidean far from the origin, with pairs 1e-3 apart and coincident pairs: its
+    # gradient does not depend on the forward's rounding.
+    x = 1000.0 + torch.randn(2, 6, 4)
+    near = x[:, :3] + 1e-3 * torch.randn(2, 3, 4)
+    y = torch.cat([near, x[:, 3:], 1000.0 + torch.randn(2, 2, 4)], 1)
+    sq = lambda a, b: (a.unsqueeze(-2) - b.unsqueeze(-3)).pow(2).sum(-1)  # noqa: E731
+    assert error("sqeuclidean", x, y, sq) < 1e-5
+    # l2 with coincident pairs, whose forward distance is rounding, not 0: no gradient, as
+    # in torch.cdist; near the origin, off it (the forward's own error grows with the
+    # squared norms there), and a self-distance matrix.
+    x = torch.randn(2, 6, 4)
+    y = torch.cat([x[:, 3:], torch.randn(2, 5, 4)], 1)
+    assert error("l2", x, y, torch.cdist) < 1e-5
+    assert error("l2", x + 10.0, y + 10.0, torch.cdist) < 1e-4
+    assert error("l2", x, x, torch.cdist) < 1e-5
+    # Larger, off the origin: most of the diagonal comes out as rounding (up to ~0.01).
+    x = 3.0 + torch.randn(200, 64)
+    assert rs.cdist(x, x).diagonal().count_nonzero() > 50
+    assert error("l2", x, x, torch.cdist) < 1e-4
 
 
 def test_cosine_gradients_at_a_zero_row_match_torch() -> None:
@@ -264,6 +285,18 @@ def test_mean_var_gradients_match_torch_and_omit_missing_entries() -> None:
     h = torch.randn(8, 3).half().requires_grad_()
     (gh,) = torch.autograd.grad(rs.mean_var(h)[1].sum(), h)
     assert gh.dtype == torch.float16
+
+
+def test_mean_gradient_is_not_spoiled_by_an_unused_nan_variance() -> None:
+    # One row with correction=1: the variance is NaN (as torch's), the mean's gradient is
+    # still 1 / n when only the mean reaches the loss.
+    x = torch.randn(1, 3, dtype=torch.float64, requires_grad=True)
+    (g,) = torch.autograd.grad(rs.mean_var(x)[0].sum(), x)
+    assert torch.equal(g, torch.ones(1, 3, dtype=torch.float64))
+    # A column with one present value under "omit".
+    x = torch.tensor([[float("nan"), 1.0], [2.0, 3.0]], dtype=torch.float64, requires_grad=True)
+    (g,) = torch.autograd.grad(rs.mean_var(x, nan_policy="omit")[0].sum(), x)
+    assert g.tolist() == [[0.0, 0.5], [1.0, 0.5]]
 
 
 @pytest.mark.parametrize(

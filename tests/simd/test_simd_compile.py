@@ -164,6 +164,18 @@ OPCHECK_GRAD = [
         (torch.randn(4, 3, requires_grad=True), torch.randn(5, 3, requires_grad=True), "cosine"),
     ),
     (
+        torch.ops.rusttorch.cdist.default,
+        (torch.randn(2, 4, 3, requires_grad=True), torch.randn(2, 5, 3, requires_grad=True), "l2"),
+    ),
+    (
+        torch.ops.rusttorch.cdist.default,
+        (
+            torch.randn(4, 3, requires_grad=True),
+            torch.randn(5, 3, requires_grad=True),
+            "sqeuclidean",
+        ),
+    ),
+    (
         torch.ops.rusttorch.cosine_similarity.default,
         (torch.randn(4, 3, requires_grad=True), torch.randn(4, 3, requires_grad=True), 1e-8),
     ),

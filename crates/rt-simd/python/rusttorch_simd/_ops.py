@@ -365,6 +365,9 @@ def _mean_var_setup(ctx, inputs, output):  # type: ignore[no-untyped-def]
     x, dim, correction, nan_policy = inputs
     mean, _var = output
     ctx.save_for_backward(x, mean)
+    # An output the loss does not use arrives as None rather than zeros: 0 times the
+    # variance's term is NaN where that term is (one row, correction=1).
+    ctx.set_materialize_grads(False)
     ctx.dim, ctx.correction = dim % x.dim(), correction
     ctx.omit = nan_policy == "omit"
 
@@ -672,10 +675,41 @@ def _cdist_backward(ctx, grad):  # type: ignore[no-untyped-def]
     if metric == "l2":
         return (*_l2_backward(x, y, out, grad), None)
     # s_ij = |x_i - y_j|^2: ds/dx_i = 2 (x_i - y_j), ds/dy_j = 2 (y_j - x_i), as two
-    # products (where the points coincide both terms are ~0, as the true gradient).
-    gx = 2.0 * (grad.sum(-1, keepdim=True) * x - grad @ y)
-    gy = 2.0 * (grad.sum(-2).unsqueeze(-1) * y - grad.transpose(-1, -2) @ x)
+    # products. They cancel by |x|/|x_i - y_j|, so both sides are first moved by the same
+    # point (the mean of y's rows), which the differences do not see: data far from the
+    # origin then loses no more than centred data.
+    center = y.mean(-2, keepdim=True)
+    xc, yc = x - center, y - center
+    gx = 2.0 * (grad.sum(-1, keepdim=True) * xc - grad @ yc)
+    gy = 2.0 * (grad.sum(-2).unsqueeze(-1) * yc - grad.transpose(-1, -2) @ xc)
     return gx, gy, None
+
+
+def _l2_backward(x: Tensor, y: Tensor, out: Tensor, grad: Tensor) -> tuple[Tensor, Tensor]:
+    """Gradients of ``out_ij = |x_i - y_j|``: ``sum_j c_ij (x_i - y_j)`` with ``c = grad /
+    out``, as two matrix products on points moved by the mean of ``y``'s rows (the
+    differences do not see it; data far from the origin then cancels no worse than
+    centred data).
+
+    The forward pass's ``out`` comes from ``|x|^2 + |y|^2 - 2 x.y``, so coincident points
+    get a few ulp of ``|x|^2 + |y|^2`` (~1e-4 in float32 near the origin), not 0, and
+    ``grad / out`` would blow up their zero terms past what the products' cancellation can
+    take. A pair whose squared distance is within 16 ulp of ``|x_i|^2 + |y_j|^2`` (which the
+    forward cannot tell from coincident) gets no gradient, as coincident points in
+    ``torch.cdist``.
+    """
+    center = y.mean(-2, keepdim=True)
+    xc, yc = x - center, y - center
+    # out^2 - k (|x_i|^2 + |y_j|^2) <= 0, in one [n, m] buffer (then reused for c): every
+    # fresh buffer of that size costs a pass of page faults.
+    k = 16 * torch.finfo(out.dtype).eps
+    work = out.square()
+    work.sub_(k * (x * x).sum(-1, keepdim=True)).sub_(k * (y * y).sum(-1).unsqueeze(-2))
+    coincide = work <= 0
+    c = torch.div(grad, out, out=work).masked_fill_(coincide, 0.0)
+    gx = c.sum(-1, keepdim=True) * xc - c @ yc
+    gy = c.sum(-2).unsqueeze(-1) * yc - c.transpose(-1, -2) @ xc
+    return gx, gy
 
 
 def _cosine_backward(x: Tensor, y: Tensor, out: Tensor, grad: Tensor) -> tuple[Tensor, Tensor]:
@@ -690,38 +724,6 @@ def _cosine_backward(x: Tensor, y: Tensor, out: Tensor, grad: Tensor) -> tuple[T
     gs_cols = (grad.sum(-2) - g_out.sum(-2)).unsqueeze(-1)
     gx = in_x * x * fx * fx * gs_rows - fx * ((grad * fy.transpose(-1, -2)) @ y)
     gy = in_y * y * fy * fy * gs_cols - fy * ((grad * fx).transpose(-1, -2) @ x)
-    return gx, gy
-
-
-# Pairs at most this many entries at once in `_l2_backward`'s exact path (bounds its memory).
-_NEAR_PAIRS_PER_STEP = 1 << 16
-
-
-def _l2_backward(x: Tensor, y: Tensor, out: Tensor, grad: Tensor) -> tuple[Tensor, Tensor]:
-    """Gradients of ``out = |x_i - y_j|``: ``grad_ij (x_i - y_j) / out_ij``, 0 where the
-    points coincide (as ``torch.cdist``).
-
-    Far pairs go through two matrix products, ``sum_j c_ij x_i - (c y)_i`` with ``c =
-    grad / out``. For a near pair that cancels badly, and its distance (from ``|x|^2 +
-    |y|^2 - 2 x.y``, as the forward pass computes it) is mostly rounding: ``cdist(x, x)``'s
-    diagonal comes out as ~1e-4 in float32, not 0, and ``grad / out`` would blow it up. So
-    pairs with ``out_ij <= |x_i| / 10`` (where the forward's error in ``out^2`` is under
-    about 200 ulp) take the exact formula, with the difference formed directly.
-    """
-    near = out <= 0.1 * torch.linalg.vector_norm(x, dim=-1, keepdim=True)
-    c = grad / out
-    c.masked_fill_(near, 0.0)
-    gx = c.sum(-1, keepdim=True) * x - c @ y
-    gy = c.sum(-2).unsqueeze(-1) * y - c.transpose(-1, -2) @ x
-    for pairs in near.nonzero().split(_NEAR_PAIRS_PER_STEP):
-        batch = tuple(pairs[:, k] for k in range(pairs.shape[1] - 2))
-        i, j = pairs[:, -2], pairs[:, -1]
-        diff = x[(*batch, i)] - y[(*batch, j)]
-        dist = torch.linalg.vector_norm(diff, dim=-1)
-        coef = torch.where(dist == 0, 0.0, grad[(*batch, i, j)] / dist)
-        part = coef.unsqueeze(-1) * diff
-        gx.index_put_((*batch, i), part, accumulate=True)
-        gy.index_put_((*batch, j), -part, accumulate=True)
     return gx, gy
 
 
