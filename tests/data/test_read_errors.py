@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import io
 import os
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -287,6 +288,90 @@ def test_damaged_body_length_in_the_footer_does_not_abort(tmp_path: Path) -> Non
     path.write_bytes(data)
     out = read_ipc_in_subprocess(path)
     assert out.startswith("ValueError") and "bad_block.arrow" in out, out
+
+
+def footer_blocks(data: bytearray) -> list[int]:
+    """Positions of the footer's Block structs (offset i64, metaDataLength i32, padding,
+    bodyLength i64), ordered by the offset they point to. A struct is recognized by
+    pointing at a message: the continuation marker, then a length that metaDataLength
+    covers."""
+    footer_len = int.from_bytes(data[-10:-6], "little")
+    start, found = len(data) - 10 - footer_len, []
+    for p in range(start, len(data) - 10 - 24 + 1, 8):
+        off, meta_len, _pad, body_len = struct.unpack_from("<qi4sq", data, p)
+        if 0 < off < start and meta_len >= 8 and off + meta_len + body_len <= start:
+            marker, length = struct.unpack_from("<Ii", data, off)
+            if marker == 0xFFFFFFFF and meta_len == 8 + length:
+                found.append((off, p))
+    return [p for _, p in sorted(found)]
+
+
+def dictionary_table(rows: int = 437) -> pa.Table:
+    kinds = pa.array([f"k{i % 7}" for i in range(rows)]).dictionary_encode()
+    return pa.table({"kind": kinds, "x": np.arange(rows, dtype=np.float64)})
+
+
+@pytest.mark.parametrize("which", ["dictionary batch", "record batch"])
+def test_damaged_metadata_length_does_not_abort(tmp_path: Path, which: str) -> None:
+    # A metaDataLength of 0 in the footer (the block still inside the file): arrow-ipc parses
+    # the message from the whole block and reads the body from the message's own bytes, where
+    # a garbage "uncompressed length" made it allocate hundreds of GB.
+    data = feather_bytes(dictionary_table(), tmp_path, compression="lz4", chunksize=100)
+    blocks = footer_blocks(data)
+    assert len(blocks) == 6  # one dictionary batch, then five record batches
+    at = blocks[0] if which == "dictionary batch" else blocks[3]
+    struct.pack_into("<i", data, at + 8, 0)
+    path = tmp_path / "bad_meta.arrow"
+    path.write_bytes(data)
+    out = read_ipc_in_subprocess(path)
+    assert out.startswith("ValueError") and "bad_meta.arrow" in out, out
+    assert f"metadata of {which}" in out or "metadata of a" in out, out
+
+
+def test_damaged_row_count_is_refused_for_the_whole_file(tmp_path: Path) -> None:
+    # A negative row count in the last batch used to send every batch of the file past our
+    # checks (to arrow-ipc alone), so a damaged length prefix in another batch aborted.
+    table = pa.table({"x": np.random.rand(2000)})
+    data = feather_bytes(table, tmp_path, compression="zstd", chunksize=437)
+    blocks = footer_blocks(data)
+    off, meta_len = struct.unpack_from("<qi", data, blocks[-1])
+    count = (2000 - 4 * 437).to_bytes(8, "little")
+    meta = bytes(data[off : off + meta_len])
+    assert count in meta
+    data[off : off + meta_len] = meta.replace(count, (-1).to_bytes(8, "little", signed=True))
+    prefix = (437 * 8).to_bytes(8, "little")  # the first batch's uncompressed length
+    at = data.find(prefix, struct.unpack_from("<q", data, blocks[0])[0])
+    data[at + 7] = 4
+    path = tmp_path / "bad_rows.arrow"
+    path.write_bytes(data)
+    out = read_ipc_in_subprocess(path)
+    assert out.startswith("ValueError") and "bad_rows.arrow" in out, out
+
+
+@pytest.mark.skipif(not Path("/proc/self/io").exists(), reason="needs Linux's /proc/self/io")
+def test_unselected_dictionaries_are_not_decoded_again(tmp_path: Path) -> None:
+    # A ~6 MB dictionary column the reader does not select: arrow-ipc's FileReader reads it
+    # once when the file opens; the decoders a source keeps hold only the dictionaries of
+    # their columns, so it is not read (and kept) a second time.
+    rows = 100_000
+    words = pa.array([f"{k:08d}-{'w' * 40}" for k in range(rows)]).dictionary_encode()
+    table = pa.table({"kind": words, "x": np.arange(rows, dtype=np.float64)})
+    path = tmp_path / "dict.arrow"
+    pf.write_feather(table, path, compression="uncompressed", chunksize=20_000)
+    size = path.stat().st_size
+
+    def rchar() -> int:
+        lines = Path("/proc/self/io").read_text().splitlines()
+        return next(int(v.split()[1]) for v in lines if v.startswith("rchar:"))
+
+    before = rchar()
+    X = rd.read_ipc(path, features=["x"])
+    read = rchar() - before
+    assert torch.equal(X[:, 0], torch.arange(rows, dtype=torch.float32))
+    assert read < 1.4 * size, f"read {read:,} bytes of a {size:,}-byte file"
+    # Selected, the column's codes still come out (its dictionary decoded for it).
+    X = rd.read_ipc(path, features=["kind"], categorical="codes")
+    assert torch.equal(X[:, 0], torch.arange(rows, dtype=torch.float32))
 
 
 def test_csv_headers_differ_across_files(write_text) -> None:

@@ -4,6 +4,7 @@
 //! `FileReader` per read would parse the whole footer each time, quadratic in the number of
 //! batches). Every read opens its own handle, so any thread can read any batch.
 
+use std::collections::HashSet;
 use std::fs::File;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
@@ -43,7 +44,10 @@ struct IpcFile {
 #[derive(Debug)]
 struct Footer {
     version: MetadataVersion,
-    dictionaries: Vec<Block>,
+    /// Dictionary batches, each with the dictionary id its message names.
+    dictionaries: Vec<(i64, Block)>,
+    /// The dictionary ids each top-level column uses (its own and its children's).
+    column_dictionaries: Vec<Vec<i64>>,
     batches: Vec<Block>,
 }
 
@@ -197,9 +201,14 @@ fn check_compressed_lengths_of(
     what: &str,
     mut prefix_at: impl FnMut(u64) -> Option<[u8; 8]>,
 ) -> Result<()> {
-    // An unparsable message is left to arrow-ipc, which reports it as an error.
+    // arrow-ipc would parse the message from the whole block, body included, and could
+    // then read a garbage length prefix: a message that does not parse within its own
+    // length is damaged.
     let Some(batch) = batch_of_message(meta) else {
-        return Ok(());
+        return Err(corrupt(
+            name,
+            format!("the metadata of a {what} is damaged"),
+        ));
     };
     let (Some(compression), Some(buffers)) = (batch.compression(), batch.buffers()) else {
         return Ok(());
@@ -239,12 +248,13 @@ fn check_compressed_lengths_of(
     Ok(())
 }
 
-/// The footer's blocks (dictionary batches, record batches with the row count of each) and
-/// metadata version, from the footer and the batches' metadata messages alone (no body is
-/// read). `Ok(None)` when the file does not look as expected (arrow-ipc then reports what is
-/// wrong, and the counts are taken lazily by reading the batches); an error when a block
-/// lies past the end of the file: arrow-ipc would allocate its stated length before reading
-/// it, and a damaged length of terabytes aborts the process.
+/// The footer's blocks (dictionary batches with their ids, record batches with the row
+/// count of each), the dictionaries each column uses and the metadata version, from the
+/// footer and the batches' metadata messages alone (no body is read). `Ok(None)` when there
+/// is no footer we can parse (arrow-ipc's `FileReader` then reports what is wrong). An
+/// error when a block lies past the end of the file (arrow-ipc would allocate its stated
+/// length before reading it, and a damaged length of terabytes aborts the process), or
+/// when a batch's metadata message does not parse within its length.
 fn read_footer(path: &Path, name: &str) -> Result<Option<Footer>> {
     // Reading the flatbuffers is checked (`root_as_*` verify them); catching a panic here
     // too keeps a surprise from escaping as a `PanicException`.
@@ -300,6 +310,35 @@ fn located(block: &arrow_ipc::Block, len: u64, name: &str, what: &str) -> Result
     })
 }
 
+/// The dictionary id a dictionary batch's metadata message names.
+fn dictionary_id(meta: &[u8]) -> Option<i64> {
+    let body = if meta.get(..4) == Some([0xff; 4].as_slice()) {
+        meta.get(8..)
+    } else {
+        meta.get(4..)
+    }?;
+    let message = arrow_ipc::root_as_message(body).ok()?;
+    Some(message.header_as_dictionary_batch()?.id())
+}
+
+/// The dictionary ids used by `field` and its children.
+fn field_dictionaries(field: arrow_ipc::Field<'_>, ids: &mut Vec<i64>) {
+    if let Some(encoding) = field.dictionary() {
+        ids.push(encoding.id());
+    }
+    for child in field.children().into_iter().flatten() {
+        field_dictionaries(child, ids);
+    }
+}
+
+/// The metadata message of `block`, read from `file`.
+fn read_meta(file: &File, path: &Path, name: &str, block: &Block) -> Result<Vec<u8>> {
+    let len = usize::try_from(block.meta_len).map_err(|e| corrupt(name, e))?;
+    let mut meta = vec![0u8; len];
+    files::read_exact_at(file, path, &mut meta, block.offset)?;
+    Ok(meta)
+}
+
 fn footer_of(
     file: &File,
     path: &Path,
@@ -320,40 +359,66 @@ fn footer_of(
         .collect::<Result<Vec<_>>>()?;
     // Dictionary batches are decoded at open, before any record batch: check their
     // compressed lengths now.
-    for block in &dictionaries {
+    let mut with_ids = Vec::with_capacity(dictionaries.len());
+    for (k, block) in dictionaries.into_iter().enumerate() {
         let at = (block.offset, block.meta_len);
         check_compressed_lengths(file, path, name, at, "dictionary batch")?;
+        let id = dictionary_id(&read_meta(file, path, name, &block)?);
+        let id = id.ok_or_else(|| {
+            corrupt(
+                name,
+                format!("the metadata of dictionary batch {k} is damaged"),
+            )
+        })?;
+        with_ids.push((id, block));
     }
-    for block in &mut batches {
-        let Ok(meta_len) = usize::try_from(block.meta_len) else {
-            return Ok(None);
-        };
-        let mut meta = vec![0u8; meta_len];
-        if files::read_exact_at(file, path, &mut meta, block.offset).is_err() {
-            return Ok(None);
-        }
+    // Once the blocks lie inside the file, a batch message that does not parse within its
+    // length is damaged, not left to arrow-ipc (see `check_compressed_lengths_of`).
+    for (k, block) in batches.iter_mut().enumerate() {
+        let meta = read_meta(file, path, name, block)?;
         let rows = batch_of_message(&meta).and_then(|r| u64::try_from(r.length()).ok());
-        let Some(rows) = rows else {
-            return Ok(None);
-        };
-        block.rows = rows;
+        block.rows = rows
+            .ok_or_else(|| corrupt(name, format!("the metadata of record batch {k} is damaged")))?;
     }
+    let fields = footer.schema().and_then(|s| s.fields());
+    let column_dictionaries = fields
+        .into_iter()
+        .flatten()
+        .map(|field| {
+            let mut ids = Vec::new();
+            field_dictionaries(field, &mut ids);
+            ids
+        })
+        .collect();
     Ok(Some(Footer {
         version: footer.version(),
-        dictionaries,
+        dictionaries: with_ids,
+        column_dictionaries,
         batches,
     }))
 }
 
-/// A decoder of `f`'s record batches for `projection`, with the file's dictionaries read
-/// (what `FileReader` does on every open); `None` when we could not read the footer.
+/// A decoder of `f`'s record batches for `projection`, holding the dictionaries those
+/// columns use. (`FileReader` decodes every dictionary on every open; a source keeps its
+/// decoders, so a large dictionary of a column it does not read would stay in memory.)
+/// `None` when we could not read the footer.
 fn decoder(f: &IpcFile, projection: Vec<usize>) -> Result<Option<FileDecoder>> {
     let Some(footer) = &f.footer else {
         return Ok(None);
     };
+    let needed: HashSet<i64> = projection
+        .iter()
+        .filter_map(|&c| footer.column_dictionaries.get(c))
+        .flatten()
+        .copied()
+        .collect();
     let mut decoder =
         FileDecoder::new(f.schema.clone(), footer.version).with_projection(projection);
-    for block in &footer.dictionaries {
+    let used = footer
+        .dictionaries
+        .iter()
+        .filter(|(id, _)| needed.contains(id));
+    for (_, block) in used {
         let buf = block.read(f)?;
         guarded(&f.name, || {
             decoder
