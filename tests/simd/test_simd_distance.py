@@ -136,3 +136,17 @@ def test_long_calls_run_interruptibly_and_still_agree() -> None:
     out = torch.empty(2048, 2048).t()
     rs.cdist(x, y, "dot", out=out)
     assert torch.allclose(out, want, rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize("shape", [(3, 20_000), (300, 200)], ids=["by columns", "by rows"])
+def test_euclidean_distances_far_from_the_origin_keep_their_digits(shape) -> None:  # type: ignore[no-untyped-def]
+    # Without moving both sides by a common point first, |x|^2 + |y|^2 - 2 x.y near
+    # (1e4, ..., 1e4) in float32 loses every digit of the distances.
+    n, m = shape
+    g = torch.Generator().manual_seed(21)
+    x = 1e4 + torch.randn(n, 16, generator=g)
+    y = 1e4 + torch.randn(m, 16, generator=g)
+    want = torch.cdist(x.double(), y.double())
+    for metric, ref in (("l2", want), ("sqeuclidean", want.square())):
+        got = rs.cdist(x, y, metric).double()
+        assert ((got - ref).abs() / ref).max() < 1e-4, metric

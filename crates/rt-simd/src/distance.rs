@@ -67,10 +67,12 @@ const COLUMN_BLOCK_BYTES: usize = 512 * 1024;
 /// the nr values `y[p*nr + c][k]` side by side; missing rows are zero. About as costly as
 /// copying `y` (memory-bound: 0.25 ms for [4096, 128] float32 here, a copy 0.19 ms), so
 /// large ones are split over the threads.
+#[allow(clippy::too_many_arguments)] // operand, shape, centre, panel width, level, output
 fn pack_panels<T: Real>(
     y: &[T],
     m: usize,
     d: usize,
+    center: &[T],
     nr: usize,
     level: SimdLevel,
     packed: &mut [T],
@@ -79,6 +81,7 @@ fn pack_panels<T: Real>(
     let pack = |(p0, chunk): (usize, &mut [T])| {
         let kernel = PackPanels {
             y,
+            center,
             m,
             d,
             nr,
@@ -103,9 +106,11 @@ fn pack_panels<T: Real>(
     )
 }
 
-/// Packs the panels `first_panel..` of `y` into `out` (whole panels), for [`pack_panels`].
+/// Packs the panels `first_panel..` of `y` into `out` (whole panels), for [`pack_panels`],
+/// each value less `center` of its feature (see [`euclidean_center`]).
 struct PackPanels<'a, T> {
     y: &'a [T],
+    center: &'a [T],
     m: usize,
     d: usize,
     nr: usize,
@@ -133,22 +138,23 @@ impl<T: Real> Kernel for PackPanels<'_, T> {
 #[inline(always)]
 fn pack_into<T: Real, const NR: usize>(p: PackPanels<'_, T>) {
     let d = p.d;
+    let center = &p.center[..d];
     for (q, panel) in p.out.chunks_mut(NR * d).enumerate() {
         let first = (p.first_panel + q) * NR;
         let rows = NR.min(p.m.saturating_sub(first));
         if rows == NR {
             let src = &p.y[first * d..(first + NR) * d];
-            for (k, dst) in panel.chunks_exact_mut(NR).enumerate() {
+            for ((k, dst), &ck) in panel.chunks_exact_mut(NR).enumerate().zip(center) {
                 for c in 0..NR {
-                    dst[c] = src[c * d + k];
+                    dst[c] = src[c * d + k] - ck;
                 }
             }
         } else {
             // The last panel, past the end of y: its missing rows are zero.
-            for (k, dst) in panel.chunks_exact_mut(NR).enumerate() {
+            for ((k, dst), &ck) in panel.chunks_exact_mut(NR).enumerate().zip(center) {
                 for (c, v) in dst.iter_mut().enumerate() {
                     *v = if c < rows {
-                        p.y[(first + c) * d + k]
+                        p.y[(first + c) * d + k] - ck
                     } else {
                         T::ZERO
                     };
@@ -158,15 +164,28 @@ fn pack_into<T: Real, const NR: usize>(p: PackPanels<'_, T>) {
     }
 }
 
-/// Per-row data the epilogue needs: squared norms (Euclidean) or clamped inverse norms
-/// (cosine).
-fn row_factors<T: Real>(x: &[T], d: usize, metric: Metric, level: SimdLevel) -> Vec<T> {
+/// Per-row data the epilogue needs: squared norms of the rows less `center` (Euclidean)
+/// or clamped inverse norms (cosine).
+fn row_factors<T: Real>(
+    x: &[T],
+    d: usize,
+    metric: Metric,
+    center: &[T],
+    level: SimdLevel,
+) -> Vec<T> {
     match metric {
         Metric::Dot => vec![T::ZERO; x.len() / d.max(1)],
-        Metric::L2 | Metric::SqEuclidean => x
-            .chunks_exact(d.max(1))
-            .map(|r| dispatch_at(level, SumSquares(r)))
-            .collect(),
+        Metric::L2 | Metric::SqEuclidean => {
+            let mut shifted = vec![T::ZERO; d];
+            x.chunks_exact(d.max(1))
+                .map(|r| {
+                    for ((s, &v), &c) in shifted.iter_mut().zip(r).zip(center) {
+                        *s = v - c;
+                    }
+                    dispatch_at(level, SumSquares(&shifted))
+                })
+                .collect()
+        }
         Metric::Cosine => x
             .chunks_exact(d.max(1))
             .map(|r| {
@@ -192,9 +211,10 @@ impl<T: Real> Kernel for SumSquares<'_, T> {
 }
 
 /// A band of rows of `x` against every panel of `y`. `x_factor` holds one value per row
-/// of the band and `y_factor` one per row of `y`.
+/// of the band and `y_factor` one per row of `y`; `x` is packed less `center` (as `y` was).
 struct Band<'a, T> {
     x: &'a [T],
+    center: &'a [T],
     out: &'a mut [T],
     packed: &'a [T],
     /// Room for the band's rows packed MR at a time ([`groups_len`] values).
@@ -247,8 +267,8 @@ fn band<T: Real, I: Isa, const MR: usize, const NR: usize>(k: Band<'_, T>) {
         for r in 0..MR {
             let row = (g * MR + r).min(rows - 1);
             let src = &k.x[row * d..(row + 1) * d];
-            for (kk, &v) in src.iter().enumerate() {
-                group[kk * MR + r] = v;
+            for (kk, (&v, &c)) in src.iter().zip(k.center).enumerate() {
+                group[kk * MR + r] = v - c;
             }
         }
     }
@@ -425,26 +445,64 @@ pub(crate) fn cdist_cancellable<T: Real>(
     }
     let level = simd_level();
     let (_, nr) = block_shape::<T>(level);
-    let x_factor = row_factors(x, d, metric, level);
-    let y_factor = row_factors(y, d, metric, level);
+    let center = match metric {
+        Metric::L2 | Metric::SqEuclidean if n <= m => euclidean_center(x, d),
+        Metric::L2 | Metric::SqEuclidean => euclidean_center(y, d),
+        Metric::Dot | Metric::Cosine => vec![T::ZERO; d],
+    };
+    let x_factor = row_factors(x, d, metric, &center, level);
+    let y_factor = row_factors(y, d, metric, &center, level);
     let by_columns = n <= BY_COLUMNS_MAX_ROWS && n * m <= BY_COLUMNS_MAX_OUTPUT;
     if by_columns && n * m * d >= PARALLEL_MIN_ELEMENTS * 4 {
         let factors = (x_factor.as_slice(), y_factor.as_slice());
-        return cdist_by_columns(x, y, (n, m, d), metric, factors, out, level, cancel);
+        let operands = (x, y, center.as_slice());
+        return cdist_by_columns(operands, (n, m, d), metric, factors, out, level, cancel);
     }
     let len = m.div_ceil(nr) * nr * d;
     T::with_pack_buffer(PackBuffer::Panels, len, |packed| {
-        pack_panels(y, m, d, nr, level, packed)?;
+        pack_panels(y, m, d, &center, nr, level, packed)?;
         let packed: &[T] = packed;
         let factors = (x_factor.as_slice(), y_factor.as_slice());
-        cdist_by_rows(x, (n, m, d), metric, packed, factors, out, level, cancel)
+        cdist_by_rows(
+            (x, &center),
+            (n, m, d),
+            metric,
+            packed,
+            factors,
+            out,
+            level,
+            cancel,
+        )
     })
+}
+
+/// The point both operands of a Euclidean [`cdist`] are moved by: the mean of the rows of
+/// `rows` (the operand with fewer rows, the cheaper to average), over each feature's finite
+/// values. `|x|^2 + |y|^2 - 2 x.y` loses about `|x|^2 / |x - y|^2` ulps, so data far from
+/// the origin (coordinates, pixel values) lost most of its digits; distances do not change
+/// when both sides move by the same point. Applied while the operands are packed.
+fn euclidean_center<T: Real>(rows: &[T], d: usize) -> Vec<T> {
+    let mut sum = vec![0.0f64; d];
+    let mut count = vec![0u64; d];
+    for row in rows.chunks_exact(d.max(1)) {
+        for ((s, c), &v) in sum.iter_mut().zip(&mut count).zip(row) {
+            let v = v.to_f64();
+            if v.is_finite() {
+                *s += v;
+                *c += 1;
+            }
+        }
+    }
+    sum.iter()
+        .zip(&count)
+        .map(|(&s, &c)| T::from_f64(if c == 0 { 0.0 } else { s / c as f64 }))
+        .collect()
 }
 
 /// [`cdist`] in bands of rows of `x` against all of `y`, packed once into `packed`.
 #[allow(clippy::too_many_arguments)] // operands, shapes, metric, factors, output, level, token
 fn cdist_by_rows<T: Real>(
-    x: &[T],
+    (x, center): (&[T], &[T]),
     (n, m, d): (usize, usize, usize),
     metric: Metric,
     packed: &[T],
@@ -475,6 +533,7 @@ fn cdist_by_rows<T: Real>(
             |apack| {
                 let kernel = Band {
                     x: &x[i0 * d..(i0 + rows) * d],
+                    center,
                     out,
                     packed,
                     apack,
@@ -515,8 +574,7 @@ const BY_COLUMNS_MAX_OUTPUT: usize = 1 << 24;
 /// result, copied into `out` afterwards (in parallel, by rows).
 #[allow(clippy::too_many_arguments)] // operands, shapes, metric, factors, output, level, token
 fn cdist_by_columns<T: Real>(
-    x: &[T],
-    y: &[T],
+    (x, y, center): (&[T], &[T], &[T]),
     (n, m, d): (usize, usize, usize),
     metric: Metric,
     (x_factor, y_factor): (&[T], &[T]),
@@ -539,6 +597,7 @@ fn cdist_by_columns<T: Real>(
         T::with_pack_buffer(PackBuffer::Panels, width.div_ceil(nr) * nr * d, |packed| {
             let pack = PackPanels {
                 y: &y[j0 * d..(j0 + width) * d],
+                center,
                 m: width,
                 d,
                 nr,
@@ -549,6 +608,7 @@ fn cdist_by_columns<T: Real>(
             T::with_pack_buffer(PackBuffer::Groups, groups_len::<T>(n, d, level), |apack| {
                 let kernel = Band {
                     x,
+                    center,
                     out: &mut local,
                     packed,
                     apack,
@@ -744,21 +804,28 @@ mod tests {
             let y = make(m * d, seed + 7);
             for metric in [Metric::Dot, Metric::SqEuclidean, Metric::L2, Metric::Cosine] {
                 let want = naive(&x, &y, d, metric);
+                // Moved by the mean of x's rows for the Euclidean metrics, as `cdist` does.
+                let center = if matches!(metric, Metric::L2 | Metric::SqEuclidean) {
+                    euclidean_center(&x, d)
+                } else {
+                    vec![0.0; d]
+                };
                 for level in crate::dispatch::supported_levels() {
                     let (_, nr) = block_shape::<f64>(level);
                     let mut packed = vec![0.0; m.div_ceil(nr) * nr * d];
-                    pack_panels(&y, m, d, nr, level, &mut packed).unwrap();
+                    pack_panels(&y, m, d, &center, nr, level, &mut packed).unwrap();
                     let mut out = vec![0.0; n * m];
                     let mut apack = vec![0.0; groups_len::<f64>(n, d, level)];
                     let kernel = Band {
                         x: &x,
+                        center: &center,
                         out: &mut out,
                         packed: &packed,
                         apack: &mut apack,
                         m,
                         d,
-                        x_factor: &row_factors(&x, d, metric, level),
-                        y_factor: &row_factors(&y, d, metric, level),
+                        x_factor: &row_factors(&x, d, metric, &center, level),
+                        y_factor: &row_factors(&y, d, metric, &center, level),
                         metric,
                     };
                     dispatch_at(level, kernel);
@@ -769,6 +836,35 @@ mod tests {
                         let tol = 1e-14 * (1.0 + w.abs() + 50.0 * d as f64);
                         prop_assert!((g - w).abs() <= tol, "{metric:?} at {level}: {g} vs {w}");
                     }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn euclidean_distances_far_from_the_origin_keep_their_digits() {
+        // Points near (1e4, ..., 1e4) in f32: |x|^2 + |y|^2 - 2 x.y without the shift would
+        // lose |x|^2 / |x - y|^2 = 1e8 / ~10 ulps, every digit of a float32. Both paths (a few
+        // rows by column blocks, many by bands), a NaN in one row kept to its row.
+        for (n, m) in [(3usize, 20_000usize), (300, 200)] {
+            let d = 16;
+            let wobble = |i: usize| ((i * 2_654_435_761) % 1000) as f32 / 500.0 - 1.0;
+            let mut x: Vec<f32> = (0..n * d).map(|i| 1e4 + wobble(i)).collect();
+            let y: Vec<f32> = (0..m * d).map(|i| 1e4 + wobble(i + 7)).collect();
+            x[d] = f32::NAN;
+            let x64: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
+            let y64: Vec<f64> = y.iter().map(|&v| f64::from(v)).collect();
+            for metric in [Metric::L2, Metric::SqEuclidean] {
+                let mut out = vec![0f32; n * m];
+                cdist(&x, &y, d, metric, &mut out).unwrap();
+                let want = naive(&x64, &y64, d, metric);
+                for (k, (g, w)) in out.iter().zip(&want).enumerate() {
+                    if k / m == 1 {
+                        assert!(g.is_nan());
+                        continue;
+                    }
+                    let err = (f64::from(*g) - w).abs();
+                    assert!(err <= 1e-4 * w.abs(), "{metric:?} {n}x{m}: {g} vs {w}");
                 }
             }
         }

@@ -676,35 +676,44 @@ def _cdist_backward(ctx, grad):  # type: ignore[no-untyped-def]
         return (*_l2_backward(x, y, out, grad), None)
     # s_ij = |x_i - y_j|^2: ds/dx_i = 2 (x_i - y_j), ds/dy_j = 2 (y_j - x_i), as two
     # products. They cancel by |x|/|x_i - y_j|, so both sides are first moved by the same
-    # point (the mean of y's rows), which the differences do not see: data far from the
-    # origin then loses no more than centred data.
-    center = y.mean(-2, keepdim=True)
+    # point, which the differences do not see: data far from the origin then loses no
+    # more than centred data.
+    center = _euclidean_center(x, y)
     xc, yc = x - center, y - center
     gx = 2.0 * (grad.sum(-1, keepdim=True) * xc - grad @ yc)
     gy = 2.0 * (grad.sum(-2).unsqueeze(-1) * yc - grad.transpose(-1, -2) @ xc)
     return gx, gy, None
 
 
+def _euclidean_center(x: Tensor, y: Tensor) -> Tensor:
+    """The point the forward kernel moves both operands by (``euclidean_center`` in
+    distance.rs): the mean of the rows of the operand with fewer rows, over each
+    feature's finite values (0 where there are none)."""
+    rows = x if x.shape[-2] <= y.shape[-2] else y
+    finite = torch.where(rows.isfinite(), rows, float("nan"))
+    return finite.nanmean(-2, keepdim=True).nan_to_num(0.0)
+
+
 def _l2_backward(x: Tensor, y: Tensor, out: Tensor, grad: Tensor) -> tuple[Tensor, Tensor]:
     """Gradients of ``out_ij = |x_i - y_j|``: ``sum_j c_ij (x_i - y_j)`` with ``c = grad /
-    out``, as two matrix products on points moved by the mean of ``y``'s rows (the
+    out``, as two matrix products on the points moved as the forward moved them (the
     differences do not see it; data far from the origin then cancels no worse than
     centred data).
 
-    The forward pass's ``out`` comes from ``|x|^2 + |y|^2 - 2 x.y``, so coincident points
-    get a few ulp of ``|x|^2 + |y|^2`` (~1e-4 in float32 near the origin), not 0, and
-    ``grad / out`` would blow up their zero terms past what the products' cancellation can
-    take. A pair whose squared distance is within 16 ulp of ``|x_i|^2 + |y_j|^2`` (which the
-    forward cannot tell from coincident) gets no gradient, as coincident points in
-    ``torch.cdist``.
+    The forward pass's ``out`` comes from ``|x - p|^2 + |y - p|^2 - 2 (x - p).(y - p)``, so
+    coincident points get a few ulp of the first two terms (~1e-4 in float32 for unit
+    data), not 0, and ``grad / out`` would blow up their zero terms past what the products'
+    cancellation can take. A pair whose squared distance is within 16 ulp of those terms
+    (which the forward cannot tell from coincident) gets no gradient, as coincident points
+    in ``torch.cdist``.
     """
-    center = y.mean(-2, keepdim=True)
+    center = _euclidean_center(x, y)
     xc, yc = x - center, y - center
-    # out^2 - k (|x_i|^2 + |y_j|^2) <= 0, in one [n, m] buffer (then reused for c): every
-    # fresh buffer of that size costs a pass of page faults.
+    # out^2 - k (|x_i - p|^2 + |y_j - p|^2) <= 0, in one [n, m] buffer (then reused for c):
+    # every fresh buffer of that size costs a pass of page faults.
     k = 16 * torch.finfo(out.dtype).eps
     work = out.square()
-    work.sub_(k * (x * x).sum(-1, keepdim=True)).sub_(k * (y * y).sum(-1).unsqueeze(-2))
+    work.sub_(k * (xc * xc).sum(-1, keepdim=True)).sub_(k * (yc * yc).sum(-1).unsqueeze(-2))
     coincide = work <= 0
     c = torch.div(grad, out, out=work).masked_fill_(coincide, 0.0)
     gx = c.sum(-1, keepdim=True) * xc - c @ yc
