@@ -176,6 +176,7 @@ fn row_factors<T: Real>(
     match metric {
         Metric::Dot => vec![T::ZERO; x.len() / d.max(1)],
         Metric::L2 | Metric::SqEuclidean => {
+            let center = &center[..d];
             let mut shifted = vec![T::ZERO; d];
             x.chunks_exact(d.max(1))
                 .map(|r| {
@@ -263,11 +264,13 @@ fn band<T: Real, I: Isa, const MR: usize, const NR: usize>(k: Band<'_, T>) {
     // Lent by the caller at `groups_len` values: a shorter one is a bug here, and a panic
     // (a Python exception) beats leaving the output unwritten.
     let apack = &mut k.apack[..groups * MR * d];
+    // One value per feature (a shorter one would leave features unwritten: a panic instead).
+    let center = &k.center[..d];
     for (g, group) in apack.chunks_exact_mut(MR * d).enumerate() {
         for r in 0..MR {
             let row = (g * MR + r).min(rows - 1);
             let src = &k.x[row * d..(row + 1) * d];
-            for (kk, (&v, &c)) in src.iter().zip(k.center).enumerate() {
+            for (kk, (&v, &c)) in src.iter().zip(center).enumerate() {
                 group[kk * MR + r] = v - c;
             }
         }
