@@ -155,35 +155,37 @@ const MAX_ZSTD_RATIO: u64 = 1 << 16;
 const RATIO_SLACK: u64 = 1 << 20;
 
 /// The batch a metadata message describes: a record batch's own, or the one inside a
-/// dictionary batch. `meta` is the message as stored, with its length prefix (since format
-/// 0.15 a message starts with 0xFFFFFFFF and its length; before, with the length alone).
+/// dictionary batch. `meta` is the message as stored (see [`message_of`]).
 fn batch_of_message(meta: &[u8]) -> Option<arrow_ipc::RecordBatch<'_>> {
-    let body = if meta.get(..4) == Some([0xff; 4].as_slice()) {
-        meta.get(8..)
-    } else {
-        meta.get(4..)
-    }?;
-    let message = arrow_ipc::root_as_message(body).ok()?;
+    let message = message_of(meta)?;
     message
         .header_as_record_batch()
         .or_else(|| message.header_as_dictionary_batch()?.data())
 }
 
-/// [`check_compressed_lengths_of`] for the batch whose metadata message is at `offset` in
-/// `file`, reading only the message and the 8-byte prefixes (at open, before arrow-ipc reads
-/// the dictionary batches).
+/// The metadata message `meta` holds, as stored with its length prefix (since format 0.15
+/// a message starts with 0xFFFFFFFF and its length; before, with the length alone).
+fn message_of(meta: &[u8]) -> Option<arrow_ipc::Message<'_>> {
+    let body = if meta.get(..4) == Some([0xff; 4].as_slice()) {
+        meta.get(8..)
+    } else {
+        meta.get(4..)
+    }?;
+    arrow_ipc::root_as_message(body).ok()
+}
+
+/// [`check_compressed_lengths_of`] for `block` of `file`, whose metadata message `meta`
+/// was read already, reading only the 8-byte prefixes from its body (at open, before
+/// arrow-ipc reads the dictionary batches).
 fn check_compressed_lengths(
     file: &File,
     path: &Path,
     name: &str,
-    (offset, meta_len): (u64, u64),
+    (block, meta): (&Block, &[u8]),
     what: &str,
 ) -> Result<()> {
-    let meta_len = usize::try_from(meta_len).map_err(|e| corrupt(name, e))?;
-    let mut meta = vec![0u8; meta_len];
-    files::read_exact_at(file, path, &mut meta, offset)?;
-    let body_start = offset.saturating_add(meta_len as u64);
-    check_compressed_lengths_of(&meta, name, what, |at| {
+    let body_start = block.offset.saturating_add(block.meta_len);
+    check_compressed_lengths_of(meta, name, what, |at| {
         let mut prefix = [0u8; 8];
         files::read_exact_at(file, path, &mut prefix, body_start.saturating_add(at)).ok()?;
         Some(prefix)
@@ -312,13 +314,7 @@ fn located(block: &arrow_ipc::Block, len: u64, name: &str, what: &str) -> Result
 
 /// The dictionary id a dictionary batch's metadata message names.
 fn dictionary_id(meta: &[u8]) -> Option<i64> {
-    let body = if meta.get(..4) == Some([0xff; 4].as_slice()) {
-        meta.get(8..)
-    } else {
-        meta.get(4..)
-    }?;
-    let message = arrow_ipc::root_as_message(body).ok()?;
-    Some(message.header_as_dictionary_batch()?.id())
+    Some(message_of(meta)?.header_as_dictionary_batch()?.id())
 }
 
 /// The dictionary ids used by `field` and its children.
@@ -361,9 +357,9 @@ fn footer_of(
     // compressed lengths now.
     let mut with_ids = Vec::with_capacity(dictionaries.len());
     for (k, block) in dictionaries.into_iter().enumerate() {
-        let at = (block.offset, block.meta_len);
-        check_compressed_lengths(file, path, name, at, "dictionary batch")?;
-        let id = dictionary_id(&read_meta(file, path, name, &block)?);
+        let meta = read_meta(file, path, name, &block)?;
+        check_compressed_lengths(file, path, name, (&block, &meta), "dictionary batch")?;
+        let id = dictionary_id(&meta);
         let id = id.ok_or_else(|| {
             corrupt(
                 name,
