@@ -158,28 +158,29 @@ pub fn two_prod<T: Real, I: Isa>(a: T, b: T) -> (T, T) {
     }
 }
 
-/// gelu(x) = x Phi(x), with the normal CDF from erfc so that the negative tail keeps its
-/// relative accuracy (torch's 0.5 x (1 + erf(x / sqrt 2)) loses it there):
-/// Phi(x) = erfc(|x|/sqrt 2) / 2 for x < 0 and 1 - erfc(|x|/sqrt 2) / 2 otherwise, with
-/// erfc(z) = t S(t) e^(-z^2), t = 3 / (3 + z). e^(-x^2/2) is taken from the exact
-/// product x*x = w + w_lo as e^(-w/2) (1 - w_lo/2), since rounding x*x first would cost
-/// up to z^2 ulps.
+/// gelu(x) = x Phi(x), with the normal CDF from its tail so that the negative side keeps
+/// its relative accuracy (torch's 0.5 x (1 + erf(x / sqrt 2)) loses it there):
+/// Phi(x) = h for x < 0 and 1 - h otherwise, with h = Phi(-|x|) = R(|x|) e^(-x^2/2) and
+/// R from [`Real::normal_tail_scaled`]. e^(-x^2/2) is taken from the exact product
+/// x*x = w + w_lo, since rounding x*x first would cost up to x^2/2 ulps: with
+/// m = round(-w/2 log2 e), e^(-(w + w_lo)/2) = 2^m e^(-s/2) for s = w + w_lo + 2 m ln2,
+/// |s| <= ln 2, where w + 2 m ln2_hi is exact in one FMA for the |x| <= GELU_TAIL kept here
+/// (which also keeps 2^m e^(-s/2) a normal number, so that 2^m can be applied to the
+/// exponent bits). Beyond GELU_TAIL, h is taken as 0.
 #[inline(always)]
 pub fn gelu_erf<T: Real, I: Isa>(x: T) -> T {
-    let a = at_most(x.abs(), T::GELU_TAIL);
-    // t = 3 / (3 + a / sqrt 2) = k / (k + a) with k = 3 sqrt 2; th = t / 2.
-    let k = T::from_f64(3.0 * std::f64::consts::SQRT_2);
-    let th = (T::HALF * k) / (k + a);
-    let s = T::erfc_series::<I>(th);
+    let abs_x = x.abs();
+    let a = at_most(abs_x, T::GELU_TAIL);
     let (w, w_lo) = two_prod::<T, I>(a, a);
-    let hp = th * s * exp_nonpos::<T, I>(-T::HALF * w);
-    // erfc / 2 = hp (1 - w_lo / 2).
-    let half_erfc = madd::<T, I>(hp * -T::HALF, w_lo, hp);
-    let phi = if x < T::ZERO {
-        half_erfc
-    } else {
-        T::ONE - half_erfc
-    };
+    // m = round(-w/2 log2 e), in t's low bits; e^(-w/2) = 2^m e^(-s/2), s = w + 2 m ln2.
+    let t = madd::<T, I>(w, -T::HALF * T::LOG2E, T::ROUND_MAGIC);
+    let m = t - T::ROUND_MAGIC;
+    let s = madd::<T, I>(m, T::TWO * T::LN2_HI, w);
+    let s = madd::<T, I>(m, T::TWO * T::LN2_LO, s) + w_lo;
+    let gauss = T::scale_by_pow2_from_magic(T::exp_neg_half_poly::<I>(s), t);
+    let tail = T::normal_tail_scaled::<I>(a) * gauss;
+    let tail = if abs_x > T::GELU_TAIL { T::ZERO } else { tail };
+    let phi = if x < T::ZERO { tail } else { T::ONE - tail };
     x * phi
 }
 
@@ -325,10 +326,10 @@ mod tests {
 
     /// float32 gelu against the float64 one (itself within 4 ulp of mpmath, above) over the
     /// whole range where Phi(x) is a normal float32 (below x = -12.9 it is subnormal, so the
-    /// result keeps fewer bits; it is 0 below -13.2): the 10-term fit of `S` over
-    /// `t >= 0.22` must hold the README's 7 ulp out to the clamp at |x| = 15, where `t` is
-    /// smallest. (Measured: 6.8 ulp at worst over 3M points; 7.3 with the 12-term fit over
-    /// `t in [0, 1]` it replaced.)
+    /// result keeps fewer bits; it is 0 below -13.18) and the positive side past the clamp:
+    /// the 9-term fit of `S` must hold the README's 7 ulp out to |x| = 13.18, where `t` is
+    /// smallest. (Measured: 5.96 ulp at worst, at x = -2.776; 6.8 with the 10-term fit in
+    /// `t = 3 / (3 + z)` that it replaced.)
     #[test]
     fn gelu_erf_f32_is_within_7_ulp_of_the_f64_result() {
         let mut worst = 0f64;

@@ -73,7 +73,10 @@ pub trait Real:
     const EXP_NORMAL_LO: Self;
     /// Below this, expm1 is -1 to the last bit.
     const EXPM1_LO: Self;
-    /// Above this |x|, gelu's normal tail is 0 to the last bit.
+    /// gelu clamps |x| here for its normal tail Phi(-|x|) = R(|x|) e^(-x^2/2), and takes
+    /// that tail as 0 beyond (it is subnormal there, like the e^-|x| factors torch
+    /// flushes): up to here e^(-x^2/2) is a normal number times a power of two that keeps
+    /// it one (see each type's value).
     const GELU_TAIL: Self;
     /// Dekker's splitter, 2^ceil(p/2) + 1.
     const SPLITTER: Self;
@@ -106,6 +109,10 @@ pub trait Real:
     /// Given `t = x * LOG2E + ROUND_MAGIC`, returns `2^n` for the integer `n` held in `t`'s
     /// low bits (`n` must be a normal exponent).
     fn pow2_from_magic(t: Self) -> Self;
+    /// `p * 2^n` for the `n` held in `t` as in [`pow2_from_magic`](Self::pow2_from_magic),
+    /// by adding `n` to `p`'s exponent field: an integer add where the product would take a
+    /// multiplier. `p` and the result must be normal numbers.
+    fn scale_by_pow2_from_magic(p: Self, t: Self) -> Self;
     /// Like [`pow2_from_magic`](Self::pow2_from_magic) but as two factors `2^(n/2)`,
     /// `2^(n - n/2)`, so that `n` may span the whole range from underflow to overflow.
     fn pow2_split_from_magic(t: Self) -> (Self, Self);
@@ -113,9 +120,12 @@ pub trait Real:
     fn expm1_poly<I: Isa>(r: Self) -> Self;
     /// `sum_{k>=1} s2^k / (2k+1)`, for `s2 <= 0.0295` (the atanh series of log).
     fn log_series<I: Isa>(s2: Self) -> Self;
-    /// `S(t) = erfc(z) exp(z^2) / t`, `t = 3 / (3 + z)`, given `th = t / 2` (a polynomial
-    /// fit; each precision picks its own variable, see `ERFC_POLY_F32` in this file).
-    fn erfc_series<I: Isa>(th: Self) -> Self;
+    /// `e^(-s/2)` for `|s| <= ln 2` by a polynomial, accurate to the last bit.
+    fn exp_neg_half_poly<I: Isa>(s: Self) -> Self;
+    /// `Phi(-a) e^(a^2/2) = erfc(a / sqrt 2) e^(a^2/2) / 2` for `0 <= a <= GELU_TAIL` (or
+    /// NaN): `t S(t) / 2` with `t = K / (K + a / sqrt 2)` and a polynomial `S` (each
+    /// precision picks its `K` and variable, see `ERFC_POLY_F32_WIDE` in this file).
+    fn normal_tail_scaled<I: Isa>(a: Self) -> Self;
 }
 
 /// `a * b + c`: one FMA instruction where the level has it, a multiply and an add where it
@@ -128,8 +138,11 @@ pub fn madd<T: Real, I: Isa>(a: T, b: T, c: T) -> T {
 /// Horner evaluation of `c[0] + x (c[1] + x (c[2] + ...))`, unrolled (N is a constant).
 #[inline(always)]
 pub(crate) fn horner<T: Real, I: Isa, const N: usize>(x: T, c: &[T; N]) -> T {
-    let mut acc = T::ZERO;
-    let mut k = N;
+    const { assert!(N > 0, "a polynomial needs a coefficient") };
+    // Starting from c[N-1] rather than from 0: `0 * x + c` is not `c` to LLVM (x may be
+    // NaN), so a zero start costs an FMA per polynomial.
+    let mut acc = c[N - 1];
+    let mut k = N - 1;
     while k > 0 {
         k -= 1;
         acc = madd::<T, I>(acc, x, c[k]);
@@ -192,28 +205,32 @@ const ERFC_POLY_F64: [f64; 26] = [
     4.4955398417727714e-11,
 ];
 
-/// The same `S(t)` for float32, in `v = t - 1/2`, fitted over `t in [0.22, 1]` only: gelu
-/// clamps `|x|` at `GELU_TAIL` = 15, so `t = 3 / (3 + |x| / sqrt 2)` stays above 0.2205,
-/// and on that interval 10 terms are more accurate than 12 over `[0, 1]` were (0.93 eps
-/// of relative error against 1.7, rounding included, `tools/gen_erfc.py`). Evaluated by
-/// Horner's rule: gelu's two interleaved streams already fill the FMA units, so Estrin's
-/// shorter chain only adds its squarings. Both together took gelu from 0.75 to 0.66 ns per
-/// element (one thread, data in L2, AVX-512). `v = 2 (t/2) - 1/2` is exact for `t >= 1/4`.
-const ERFC_POLY_F32_WIDE: [f64; 10] = [
-    0.35800230235639574,
-    0.5889296606774654,
-    0.7869711367000111,
-    0.8279090662530173,
-    0.6374852761822218,
-    0.2863002144977682,
-    -0.026127142891774716,
-    -0.13152411810418294,
-    -0.04132428461963737,
-    0.055772654869967096,
+/// `S(t) / 2` for float32, with `K = 2` (`t = 2 / (2 + z)`), in `v = t - ERFC_CENTER_F32`,
+/// fitted for minimal relative error over the `t` gelu needs only: it clamps `|x|` at
+/// `GELU_TAIL` = 13.18, so `t = KP / (KP + |x|)` stays above 0.176 (the fit runs to 13.2).
+/// There 9 terms with `K = 2` are as accurate as 10 with `K = 3` were (2.6 eps relative
+/// error for `t S(t) / 2` from `|x|`, every rounding of the kernel counted;
+/// `tools/gen_erfc.py`), one FMA fewer. Evaluated by Horner's rule: gelu's two interleaved streams already fill the FMA units, so Estrin's
+/// shorter chain only adds its squarings.
+const ERFC_POLY_F32_WIDE: [f64; 9] = [
+    0.28793053958413145,
+    0.3943483167998442,
+    0.2944359757339856,
+    0.03922960912826628,
+    -0.10262875291423725,
+    -0.023447026818236887,
+    0.05610568350741736,
+    0.003277842835432142,
+    -0.029408538397521878,
 ];
 
-const ERFC_POLY_F32: [f32; 10] = {
-    let mut out = [0f32; 10];
+/// `K sqrt 2` for float32's `K = 2`: `t = KP / (KP + |x|)`.
+const ERFC_KP_F32: f32 = 2.828_427;
+/// The middle of the float32 fit's `t` range, `(1 + t_min) / 2`.
+const ERFC_CENTER_F32: f32 = 0.588_231_56;
+
+const ERFC_POLY_F32: [f32; 9] = {
+    let mut out = [0f32; 9];
     let mut i = 0;
     while i < out.len() {
         out[i] = ERFC_POLY_F32_WIDE[i] as f32;
@@ -221,6 +238,18 @@ const ERFC_POLY_F32: [f32; 10] = {
     }
     out
 };
+
+/// The f32 `Q(s)` of `e^(-s/2) = 1 + s Q(s)` for |s| <= ln 2: a degree-5 minimax fit
+/// (2e-9 relative before rounding), six FMAs by Horner's rule where `1 + r + r^2 P(r)` with
+/// `r = -s/2` takes seven operations. Generated by `tools/gen_expm1.py`.
+const EXP_NEG_HALF_POLY_F32: [f32; 6] = [
+    -0.5,
+    0.124999985,
+    -0.020833038,
+    0.00260425,
+    -0.00026169376,
+    0.000021630827,
+];
 
 /// 1/k! for k = 2..=13: the f64 tail of e^r - 1 = r + r^2 P(r). With |r| <= 0.347 the
 /// truncation error is below 0.1 ulp.
@@ -292,7 +321,9 @@ impl Real for f32 {
     const EXP_HI: f32 = 89.0;
     const EXP_NORMAL_LO: f32 = -87.33;
     const EXPM1_LO: f32 = -20.0;
-    const GELU_TAIL: f32 = 15.0;
+    // -13.18^2 / 2 = -86.86 > -125 ln 2: e^(-x^2/2) = 2^m e^(-s/2) with m >= -125, so
+    // 2^m e^(-s/2) stays a normal number (e^(-s/2) >= 2^-1/2).
+    const GELU_TAIL: f32 = 13.18;
     const SPLITTER: f32 = 4097.0; // 2^12 + 1
 
     #[inline(always)]
@@ -333,6 +364,11 @@ impl Real for f32 {
         f32::from_bits(n.wrapping_add(127) << 23)
     }
     #[inline(always)]
+    fn scale_by_pow2_from_magic(p: f32, t: f32) -> f32 {
+        let n = t.to_bits().wrapping_sub(Self::ROUND_MAGIC.to_bits());
+        f32::from_bits(p.to_bits().wrapping_add(n << 23))
+    }
+    #[inline(always)]
     fn pow2_split_from_magic(t: f32) -> (f32, f32) {
         let n = t.to_bits().wrapping_sub(Self::ROUND_MAGIC.to_bits()) as i32;
         let n1 = n >> 1;
@@ -352,9 +388,13 @@ impl Real for f32 {
         s2 * horner::<f32, I, 5>(s2, &INV_ODD_F32)
     }
     #[inline(always)]
-    fn erfc_series<I: Isa>(th: f32) -> f32 {
-        let v = madd::<f32, I>(2.0, th, -0.5);
-        horner::<f32, I, 10>(v, &ERFC_POLY_F32)
+    fn exp_neg_half_poly<I: Isa>(s: f32) -> f32 {
+        madd::<f32, I>(s, horner::<f32, I, 6>(s, &EXP_NEG_HALF_POLY_F32), 1.0)
+    }
+    #[inline(always)]
+    fn normal_tail_scaled<I: Isa>(a: f32) -> f32 {
+        let t = ERFC_KP_F32 / (ERFC_KP_F32 + a);
+        t * horner::<f32, I, 9>(t - ERFC_CENTER_F32, &ERFC_POLY_F32)
     }
 }
 
@@ -379,7 +419,8 @@ impl Real for f64 {
     const EXP_HI: f64 = 710.0;
     const EXP_NORMAL_LO: f64 = -708.3;
     const EXPM1_LO: f64 = -40.0;
-    const GELU_TAIL: f64 = 39.0;
+    // -37.6^2 / 2 = -706.9 > -1020.5 ln 2: m >= -1020 (see f32's).
+    const GELU_TAIL: f64 = 37.6;
     const SPLITTER: f64 = 134_217_729.0; // 2^27 + 1
 
     #[inline(always)]
@@ -420,6 +461,11 @@ impl Real for f64 {
         f64::from_bits(n.wrapping_add(1023) << 52)
     }
     #[inline(always)]
+    fn scale_by_pow2_from_magic(p: f64, t: f64) -> f64 {
+        let n = t.to_bits().wrapping_sub(Self::ROUND_MAGIC.to_bits());
+        f64::from_bits(p.to_bits().wrapping_add(n << 52))
+    }
+    #[inline(always)]
     fn pow2_split_from_magic(t: f64) -> (f64, f64) {
         let n = t.to_bits().wrapping_sub(Self::ROUND_MAGIC.to_bits()) as i64;
         let n1 = n >> 1;
@@ -439,8 +485,15 @@ impl Real for f64 {
         s2 * horner::<f64, I, 11>(s2, &INV_ODD_F64)
     }
     #[inline(always)]
-    fn erfc_series<I: Isa>(th: f64) -> f64 {
+    fn exp_neg_half_poly<I: Isa>(s: f64) -> f64 {
+        1.0 + Self::expm1_poly::<I>(-0.5 * s)
+    }
+    #[inline(always)]
+    fn normal_tail_scaled<I: Isa>(a: f64) -> f64 {
+        // th = t / 2 with t = 3 / (3 + a / sqrt 2) = k / (k + a), k = 3 sqrt 2.
+        let k = 3.0 * std::f64::consts::SQRT_2;
+        let th = (0.5 * k) / (k + a);
         let u = madd::<f64, I>(4.0, th, -1.0);
-        estrin::<f64, I, 26>(u, &ERFC_POLY_F64)
+        th * estrin::<f64, I, 26>(u, &ERFC_POLY_F64)
     }
 }
