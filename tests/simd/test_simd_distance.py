@@ -106,6 +106,32 @@ def test_nan_propagates_to_its_row_and_column() -> None:
         assert got[2].isnan().all() and not got[[0, 1, 3, 4]].isnan().any(), metric
 
 
+@pytest.mark.parametrize("metric", ["l2", "sqeuclidean"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=dtype_name)
+@pytest.mark.parametrize(("n", "m"), [(20, 4000), (300, 60)], ids=["by-columns", "by-rows"])
+def test_infinities_give_the_direct_forms_results(
+    metric: str, dtype: torch.dtype, n: int, m: int
+) -> None:
+    """Pairs with an infinite value, or a squared norm that overflows, are what torch.cdist's
+    direct form gives (inf; NaN where both hold the same infinity in one feature; finite
+    where the huge values cancel), not the inf - inf = NaN of |x|^2 + |y|^2 - 2 x.y that
+    torch.cdist's own matrix-product path returns above 25 rows."""
+    inf, nan = float("inf"), float("nan")
+    x, y = points(n, 8, dtype, 3), points(m, 8, dtype, 4)
+    x[1, 2], x[3, 5], x[4, 1] = inf, -inf, nan
+    y[2, 2], y[5, 0], y[6, 5] = inf, -inf, -inf
+    big = torch.finfo(dtype).max / 4
+    x[6, 7], y[7, 7] = big, big
+    got = rs.cdist(x, y, metric)
+    want = torch.cdist(x, y, compute_mode="donot_use_mm_for_euclid_dist")
+    if metric == "sqeuclidean":
+        want = want * want
+    assert want[1].isinf().sum() == m - 1 and want[1, 2].isnan() and want[3, 6].isnan()
+    assert want[6, 7].isfinite() and want[6, 0].isinf()
+    tol = 1e-5 if dtype == torch.float32 else 1e-12
+    assert_close_to(got, want, tol, tol, f"{metric} {dtype}")
+
+
 @settings(max_examples=40, deadline=None)
 @given(
     n=st.integers(1, 40),

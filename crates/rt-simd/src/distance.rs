@@ -10,6 +10,7 @@
 
 use crate::dispatch::{Isa, Kernel, SimdLevel, detected_level, dispatch_at, simd_level};
 use crate::error::{Result, SimdError, check_len};
+use crate::math::opaque;
 use crate::parallel::{PARALLEL_MIN_ELEMENTS, map_tasks, run_tasks, worth_parallel};
 use crate::real::{Real, madd};
 use crate::rows::lane_sum;
@@ -456,27 +457,92 @@ pub(crate) fn cdist_cancellable<T: Real>(
     let x_factor = row_factors(x, d, metric, &center, level);
     let y_factor = row_factors(y, d, metric, &center, level);
     let by_columns = n <= BY_COLUMNS_MAX_ROWS && n * m <= BY_COLUMNS_MAX_OUTPUT;
+    let factors = (x_factor.as_slice(), y_factor.as_slice());
     if by_columns && n * m * d >= PARALLEL_MIN_ELEMENTS * 4 {
-        let factors = (x_factor.as_slice(), y_factor.as_slice());
         let operands = (x, y, center.as_slice());
-        return cdist_by_columns(operands, (n, m, d), metric, factors, out, level, cancel);
+        cdist_by_columns(operands, (n, m, d), metric, factors, out, level, cancel)?;
+    } else {
+        let len = m.div_ceil(nr) * nr * d;
+        T::with_pack_buffer(PackBuffer::Panels, len, |packed| {
+            pack_panels(y, m, d, &center, nr, level, packed)?;
+            let packed: &[T] = packed;
+            cdist_by_rows(
+                (x, &center),
+                (n, m, d),
+                metric,
+                packed,
+                factors,
+                out,
+                level,
+                cancel,
+            )
+        })?;
     }
-    let len = m.div_ceil(nr) * nr * d;
-    T::with_pack_buffer(PackBuffer::Panels, len, |packed| {
-        pack_panels(y, m, d, &center, nr, level, packed)?;
-        let packed: &[T] = packed;
-        let factors = (x_factor.as_slice(), y_factor.as_slice());
-        cdist_by_rows(
-            (x, &center),
-            (n, m, d),
-            metric,
-            packed,
-            factors,
-            out,
-            level,
-            cancel,
-        )
-    })
+    if matches!(metric, Metric::L2 | Metric::SqEuclidean) {
+        direct_for_unbounded_rows((x, y, d), metric, factors, out, level);
+    }
+    Ok(())
+}
+
+/// Rewrites, from the direct sum of squared differences, the distances of every pair with
+/// a row whose squared norm is infinite: a row holding an infinity, or values so large
+/// that the norm overflows. The norm form `|x|^2 + |y|^2 - 2 x.y` gives inf - inf = NaN
+/// there, where the distance is inf (or finite, after an overflow), as torch.cdist's
+/// direct path (25 rows or fewer) gives it. Rows with a NaN are NaN either way. Data
+/// without such rows pays one scan of the row factors.
+fn direct_for_unbounded_rows<T: Real>(
+    (x, y, d): (&[T], &[T], usize),
+    metric: Metric,
+    (x_factor, y_factor): (&[T], &[T]),
+    out: &mut [T],
+    level: SimdLevel,
+) {
+    let unbounded = |f: &[T]| -> Vec<usize> {
+        let inf = T::INFINITY;
+        (0..f.len()).filter(|&i| f[i] == inf).collect()
+    };
+    let (rows_x, rows_y) = (unbounded(x_factor), unbounded(y_factor));
+    if rows_x.is_empty() && rows_y.is_empty() {
+        return;
+    }
+    let m = y_factor.len();
+    let distance = |i: usize, j: usize| {
+        let d2 = dispatch_at(level, DiffSquares(&x[i * d..][..d], &y[j * d..][..d]));
+        if metric == Metric::L2 { d2.sqrt() } else { d2 }
+    };
+    for &i in &rows_x {
+        for j in 0..m {
+            out[i * m + j] = distance(i, j);
+        }
+    }
+    for &j in &rows_y {
+        for i in 0..x_factor.len() {
+            out[i * m + j] = distance(i, j);
+        }
+    }
+}
+
+/// The sum of `(a_k - b_k)^2`, in lanes.
+struct DiffSquares<'a, T>(&'a [T], &'a [T]);
+impl<T: Real> Kernel for DiffSquares<'_, T> {
+    type Output = T;
+    #[inline(always)]
+    fn run<I: Isa>(self) -> T {
+        const L: usize = 16;
+        let (a, b) = (self.0.chunks_exact(L), self.1.chunks_exact(L));
+        let mut total = T::ZERO;
+        for (&p, &q) in a.remainder().iter().zip(b.remainder()) {
+            total += (p - q) * (p - q);
+        }
+        let mut acc = [T::ZERO; L];
+        for (ca, cb) in a.zip(b) {
+            for j in 0..L {
+                let diff = opaque::<_, I>(ca[j]) - cb[j];
+                acc[j] = madd::<T, I>(diff, diff, acc[j]);
+            }
+        }
+        acc.iter().fold(total, |s, &v| s + v)
+    }
 }
 
 /// The point both operands of a Euclidean [`cdist`] are moved by: the mean of the rows of
