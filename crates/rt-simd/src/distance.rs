@@ -4,9 +4,12 @@
 //! `cdist` computes every dot product with a register-blocked kernel (the shape of a GEMM
 //! micro-kernel: MR rows of `x` against a packed panel of NR rows of `y`, accumulated in
 //! MR x NR registers; hand-written for AVX-512 and AVX2 in `crate::tile`) and applies the
-//! metric in the same pass, so the output is written once. Like `torch.cdist` for more than 25 rows, the Euclidean metrics use
-//! `|x|^2 + |y|^2 - 2 x.y` (clamped at 0): fast, with an absolute error of a few ulps of
-//! `|x|^2 + |y|^2`, which is large relative to the distance of near-identical rows.
+//! metric in the same pass, so the output is written once. Like `torch.cdist` for more
+//! than 25 rows, the Euclidean metrics use `|x|^2 + |y|^2 - 2 x.y` (clamped at 0): fast,
+//! with an absolute error of a few ulps of `|x|^2 + |y|^2`, which is large relative to the
+//! distance of near-identical rows (both operands are first moved by a common point, see
+//! `euclidean_center`). Pairs with a row whose squared norm is infinite are then
+//! recomputed from their differences (`direct_for_unbounded_rows`).
 
 use crate::dispatch::{Isa, Kernel, SimdLevel, detected_level, dispatch_at, simd_level};
 use crate::error::{Result, SimdError, check_len};

@@ -210,8 +210,8 @@ const ERFC_POLY_F64: [f64; 26] = [
 /// `GELU_TAIL` = 13.18, so `t = KP / (KP + |x|)` stays above 0.176 (the fit runs to 13.2).
 /// There 9 terms with `K = 2` are as accurate as 10 with `K = 3` were (2.6 eps relative
 /// error for `t S(t) / 2` from `|x|`, every rounding of the kernel counted;
-/// `tools/gen_erfc.py`), one FMA fewer. Evaluated by Horner's rule: gelu's two interleaved streams already fill the FMA units, so Estrin's
-/// shorter chain only adds its squarings.
+/// `tools/gen_erfc.py`), one FMA fewer. Evaluated by Horner's rule: gelu's two interleaved
+/// streams already fill the FMA units, so Estrin's shorter chain only adds its squarings.
 const ERFC_POLY_F32_WIDE: [f64; 9] = [
     0.28793053958413145,
     0.3943483167998442,
