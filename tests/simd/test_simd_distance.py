@@ -132,6 +132,48 @@ def test_infinities_give_the_direct_forms_results(
     assert_close_to(got, want, tol, tol, f"{metric} {dtype}")
 
 
+@pytest.mark.parametrize("metric", ["l2", "sqeuclidean"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=dtype_name)
+def test_finite_norms_near_overflow_give_the_direct_forms_results(
+    metric: str, dtype: torch.dtype
+) -> None:
+    """Squared norms that are finite but above half the largest value make |x|^2 + |y|^2
+    overflow: those pairs too are the direct form's (0 on the diagonal, inf apart)."""
+    big = torch.finfo(dtype).max ** 0.5 * 0.9
+    x = torch.tensor([[big, 0.0], [-big, 0.0], [1.0, 2.0]], dtype=dtype)
+    want = torch.cdist(x, x, compute_mode="donot_use_mm_for_euclid_dist")
+    if metric == "sqeuclidean":
+        want = want * want
+    assert want[0, 0] == 0 and want[0, 1].isinf()
+    tol = 1e-5 if dtype == torch.float32 else 1e-12
+    assert_close_to(rs.cdist(x, x, metric), want, tol, tol, f"{metric} {dtype}")
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=dtype_name)
+@pytest.mark.parametrize(("n", "m"), [(20, 4000), (300, 60)], ids=["by-columns", "by-rows"])
+def test_one_outlying_row_leaves_the_other_distances_accurate(
+    dtype: torch.dtype, n: int, m: int
+) -> None:
+    """The common point both operands move by is a median, which one huge row cannot
+    carry off (a mean did: every other distance became 0). The outlier's own row loses its
+    digits, as in torch.cdist's product path."""
+    x, y = points(n, 7, dtype, 5), points(m, 7, dtype, 6)
+    x[5, 3] = 1e12 if dtype == torch.float32 else 1e30
+    got = rs.cdist(x, y)
+    want = reference(x, y, "l2")
+    others = torch.arange(n) != 5
+    assert_close_to(got[others], want[others], 1e-4, 1e-4, str(dtype))
+    # And both operands' outliers at once, on the operand the point comes from.
+    y[2, 0] = -1e12
+    got = rs.cdist(y, x) if m < n else rs.cdist(x, y)
+    want = reference(y, x, "l2") if m < n else reference(x, y, "l2")
+    keep_rows = torch.ones(got.shape[0], dtype=torch.bool)
+    keep_cols = torch.ones(got.shape[1], dtype=torch.bool)
+    (keep_rows if m < n else keep_cols)[2] = False
+    (keep_cols if m < n else keep_rows)[5] = False
+    assert_close_to(got[keep_rows][:, keep_cols], want[keep_rows][:, keep_cols], 1e-4, 1e-4, "")
+
+
 @settings(max_examples=40, deadline=None)
 @given(
     n=st.integers(1, 40),

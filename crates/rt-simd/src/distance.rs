@@ -8,8 +8,8 @@
 //! than 25 rows, the Euclidean metrics use `|x|^2 + |y|^2 - 2 x.y` (clamped at 0): fast,
 //! with an absolute error of a few ulps of `|x|^2 + |y|^2`, which is large relative to the
 //! distance of near-identical rows (both operands are first moved by a common point, see
-//! `euclidean_center`). Pairs with a row whose squared norm is infinite are then
-//! recomputed from their differences (`direct_for_unbounded_rows`).
+//! `euclidean_center`). Pairs with a row whose squared norm could overflow that form are
+//! then recomputed from their differences (`direct_for_unbounded_rows`).
 
 use crate::dispatch::{Isa, Kernel, SimdLevel, detected_level, dispatch_at, simd_level};
 use crate::error::{Result, SimdError, check_len};
@@ -488,11 +488,12 @@ pub(crate) fn cdist_cancellable<T: Real>(
 }
 
 /// Rewrites, from the direct sum of squared differences, the distances of every pair with
-/// a row whose squared norm is infinite: a row holding an infinity, or values so large
-/// that the norm overflows. The norm form `|x|^2 + |y|^2 - 2 x.y` gives inf - inf = NaN
-/// there, where the distance is inf (or finite, after an overflow), as torch.cdist's
-/// direct path (25 rows or fewer) gives it. Rows with a NaN are NaN either way. Data
-/// without such rows pays one scan of the row factors.
+/// a row whose squared norm exceeds a quarter of the largest finite value: a row holding
+/// an infinity, or values so large that `|x|^2 + |y|^2 - 2 x.y` may overflow (below that
+/// bound it cannot: `2 |x.y| <= |x|^2 + |y|^2`). The norm form gives inf - inf = NaN
+/// there, where the distance is inf (or finite, where huge values cancel), as
+/// torch.cdist's direct path (25 rows or fewer) gives it. Rows with a NaN are NaN either
+/// way. Data without such rows pays one scan of the row factors.
 fn direct_for_unbounded_rows<T: Real>(
     (x, y, d): (&[T], &[T], usize),
     metric: Metric,
@@ -501,8 +502,8 @@ fn direct_for_unbounded_rows<T: Real>(
     level: SimdLevel,
 ) {
     let unbounded = |f: &[T]| -> Vec<usize> {
-        let inf = T::INFINITY;
-        (0..f.len()).filter(|&i| f[i] == inf).collect()
+        let limit = T::MAX * T::from_f64(0.25);
+        (0..f.len()).filter(|&i| f[i] > limit).collect()
     };
     let (rows_x, rows_y) = (unbounded(x_factor), unbounded(y_factor));
     if rows_x.is_empty() && rows_y.is_empty() {
@@ -548,26 +549,40 @@ impl<T: Real> Kernel for DiffSquares<'_, T> {
     }
 }
 
-/// The point both operands of a Euclidean [`cdist`] are moved by: the mean of the rows of
-/// `rows` (the operand with fewer rows, the cheaper to average), over each feature's finite
-/// values. `|x|^2 + |y|^2 - 2 x.y` loses about `|x|^2 / |x - y|^2` ulps, so data far from
-/// the origin (coordinates, pixel values) lost most of its digits; distances do not change
-/// when both sides move by the same point. Applied while the operands are packed.
+/// At most this many rows, evenly spaced, give [`euclidean_center`] its medians.
+const CENTER_SAMPLE_ROWS: usize = 64;
+
+/// The point both operands of a Euclidean [`cdist`] are moved by: per feature, the median
+/// (the lower one for an even count) of the finite values of up to [`CENTER_SAMPLE_ROWS`]
+/// evenly spaced rows (every `ceil(n / 64)`-th, from the first) of `rows`, the operand with
+/// fewer rows; 0 for a feature with no finite value there. `|x|^2 + |y|^2 - 2 x.y` loses
+/// about `|x|^2 / |x - y|^2` ulps, so data far from the origin (coordinates, pixel values)
+/// lost most of its digits; distances do not change when both sides move by the same
+/// point. A median rather than a mean, so that a few outlying rows cannot carry the point
+/// away from all the others (one value of 1e12 among unit data took every other distance
+/// to 0 with the mean). Applied while the operands are packed; the l2 backward
+/// (`_euclidean_center` in `_ops.py`) picks the same point.
 fn euclidean_center<T: Real>(rows: &[T], d: usize) -> Vec<T> {
-    let mut sum = vec![0.0f64; d];
-    let mut count = vec![0u64; d];
-    for row in rows.chunks_exact(d.max(1)) {
-        for ((s, c), &v) in sum.iter_mut().zip(&mut count).zip(row) {
-            let v = v.to_f64();
-            if v.is_finite() {
-                *s += v;
-                *c += 1;
+    let n = rows.len() / d.max(1);
+    let stride = n.div_ceil(CENTER_SAMPLE_ROWS).max(1);
+    let mut column = Vec::with_capacity(CENTER_SAMPLE_ROWS);
+    (0..d)
+        .map(|j| {
+            column.clear();
+            column.extend(
+                (0..n)
+                    .step_by(stride)
+                    .map(|i| rows[i * d + j])
+                    .filter(|v| v.to_f64().is_finite()),
+            );
+            if column.is_empty() {
+                return T::ZERO;
             }
-        }
-    }
-    sum.iter()
-        .zip(&count)
-        .map(|(&s, &c)| T::from_f64(if c == 0 { 0.0 } else { s / c as f64 }))
+            let mid = (column.len() - 1) / 2;
+            // Finite values only, so the order is total.
+            let order = |a: &T, b: &T| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal);
+            *column.select_nth_unstable_by(mid, order).1
+        })
         .collect()
 }
 

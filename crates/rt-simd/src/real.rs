@@ -49,6 +49,8 @@ pub trait Real:
     const NEG_INFINITY: Self;
     /// A quiet NaN.
     const NAN: Self;
+    /// The largest finite value.
+    const MAX: Self;
     /// Machine epsilon (the distance from 1 to the next value).
     const EPSILON: Self;
     /// log2(e).
@@ -308,6 +310,7 @@ impl Real for f32 {
     const INFINITY: f32 = f32::INFINITY;
     const NEG_INFINITY: f32 = f32::NEG_INFINITY;
     const NAN: f32 = f32::NAN;
+    const MAX: f32 = f32::MAX;
     const EPSILON: f32 = f32::EPSILON;
     const LOG2E: f32 = std::f32::consts::LOG2_E;
     const LN2: f32 = std::f32::consts::LN_2;
@@ -406,6 +409,7 @@ impl Real for f64 {
     const INFINITY: f64 = f64::INFINITY;
     const NEG_INFINITY: f64 = f64::NEG_INFINITY;
     const NAN: f64 = f64::NAN;
+    const MAX: f64 = f64::MAX;
     const EPSILON: f64 = f64::EPSILON;
     const LOG2E: f64 = std::f64::consts::LOG2_E;
     const LN2: f64 = std::f64::consts::LN_2;
@@ -419,8 +423,9 @@ impl Real for f64 {
     const EXP_HI: f64 = 710.0;
     const EXP_NORMAL_LO: f64 = -708.3;
     const EXPM1_LO: f64 = -40.0;
-    // -37.6^2 / 2 = -706.9 > -1020.5 ln 2: m >= -1020 (see f32's).
-    const GELU_TAIL: f64 = 37.6;
+    // -37.63^2 / 2 = -708.0 > -1021.5 ln 2: m >= -1021 (see f32's); gelu's results fall
+    // below the smallest normal number from about -37.615.
+    const GELU_TAIL: f64 = 37.63;
     const SPLITTER: f64 = 134_217_729.0; // 2^27 + 1
 
     #[inline(always)]

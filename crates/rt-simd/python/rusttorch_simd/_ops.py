@@ -651,6 +651,8 @@ def _(x: Tensor, y: Tensor, metric: str) -> Tensor:
 
 # The cosine metric clamps each row's norm at this (rt_simd::distance::COSINE_EPS).
 _COSINE_EPS = 1e-8
+# Rows sampled for cdist's centre (CENTER_SAMPLE_ROWS in distance.rs).
+_CENTER_SAMPLE_ROWS = 64
 
 
 def _save_inputs_and_output(ctx, inputs, output):  # type: ignore[no-untyped-def]
@@ -687,11 +689,15 @@ def _cdist_backward(ctx, grad):  # type: ignore[no-untyped-def]
 
 def _euclidean_center(x: Tensor, y: Tensor) -> Tensor:
     """The point the forward kernel moves both operands by (``euclidean_center`` in
-    distance.rs): the mean of the rows of the operand with fewer rows, over each
-    feature's finite values (0 where there are none)."""
+    distance.rs): per feature, the lower median of the finite values of every
+    ``ceil(n / 64)``-th row of the operand with fewer rows (0 where there are none)."""
     rows = x if x.shape[-2] <= y.shape[-2] else y
-    finite = torch.where(rows.isfinite(), rows, float("nan"))
-    return finite.nanmean(-2, keepdim=True).nan_to_num(0.0)
+    n = rows.shape[-2]
+    if n == 0:
+        return rows.new_zeros((*rows.shape[:-2], 1, rows.shape[-1]))
+    sample = rows[..., :: -(-n // _CENTER_SAMPLE_ROWS), :]
+    finite = torch.where(sample.isfinite(), sample, float("nan"))
+    return finite.nanmedian(-2, keepdim=True).values.nan_to_num(0.0)
 
 
 def _l2_backward(x: Tensor, y: Tensor, out: Tensor, grad: Tensor) -> tuple[Tensor, Tensor]:
