@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import rusttorch_simd as rs
+from rusttorch_simd._ops import _euclidean_center
 
 EPS = {torch.float32: 2.0**-23, torch.float64: 2.0**-52}
 
@@ -40,8 +41,12 @@ def check(x: torch.Tensor, y: torch.Tensor, metric: str) -> None:
     want = reference(x, y, metric)
     d = x.shape[-1]
     eps = EPS[x.dtype]
-    # |x|^2 + |y|^2 - 2 x.y rounds at the scale of the norms (as torch.cdist for > 25 rows).
-    norms = x.double().pow(2).sum(-1).unsqueeze(-1) + y.double().pow(2).sum(-1).unsqueeze(-2)
+    # x.y rounds at the scale of the norms; the Euclidean metrics' |x-p|^2 + |y-p|^2 - 2
+    # (x-p).(y-p) at the scale of the norms about the point p both operands are moved by
+    # (the README's bound; the kernel's p, mirrored by the l2 backward).
+    p = _euclidean_center(x, y) if metric in ("l2", "sqeuclidean") else torch.zeros(1, d)
+    xp, yp = (x - p.to(x.dtype)).double(), (y - p.to(y.dtype)).double()
+    norms = xp.pow(2).sum(-1).unsqueeze(-1) + yp.pow(2).sum(-1).unsqueeze(-2)
     atol = 4 * (d + 4) * eps * norms
     if metric == "l2":
         got, want = got.double() ** 2, want**2

@@ -891,7 +891,7 @@ mod tests {
             let y = make(m * d, seed + 7);
             for metric in [Metric::Dot, Metric::SqEuclidean, Metric::L2, Metric::Cosine] {
                 let want = naive(&x, &y, d, metric);
-                // Moved by the mean of x's rows for the Euclidean metrics, as `cdist` does.
+                // Moved by x's centre for the Euclidean metrics, as `cdist` does.
                 let center = if matches!(metric, Metric::L2 | Metric::SqEuclidean) {
                     euclidean_center(&x, d)
                 } else {
