@@ -13,7 +13,6 @@
 
 use crate::dispatch::{Isa, Kernel, SimdLevel, detected_level, dispatch_at, simd_level};
 use crate::error::{Result, SimdError, check_len};
-use crate::math::opaque;
 use crate::parallel::{PARALLEL_MIN_ELEMENTS, map_tasks, run_tasks, worth_parallel};
 use crate::real::{Real, madd};
 use crate::rows::lane_sum;
@@ -510,8 +509,13 @@ fn direct_for_unbounded_rows<T: Real>(
         return;
     }
     let m = y_factor.len();
-    let distance = |i: usize, j: usize| {
-        let d2 = dispatch_at(level, DiffSquares(&x[i * d..][..d], &y[j * d..][..d]));
+    // Rare pairs: each difference goes through one small buffer into the row norms' sum.
+    let mut diff = vec![T::ZERO; d];
+    let mut distance = |i: usize, j: usize| {
+        for ((s, &a), &b) in diff.iter_mut().zip(&x[i * d..][..d]).zip(&y[j * d..][..d]) {
+            *s = a - b;
+        }
+        let d2 = dispatch_at(level, SumSquares(&diff));
         if metric == Metric::L2 { d2.sqrt() } else { d2 }
     };
     for &i in &rows_x {
@@ -520,32 +524,10 @@ fn direct_for_unbounded_rows<T: Real>(
         }
     }
     for &j in &rows_y {
-        for i in 0..x_factor.len() {
+        // Pairs whose x row was unbounded too are already done.
+        for i in (0..x_factor.len()).filter(|i| rows_x.binary_search(i).is_err()) {
             out[i * m + j] = distance(i, j);
         }
-    }
-}
-
-/// The sum of `(a_k - b_k)^2`, in lanes.
-struct DiffSquares<'a, T>(&'a [T], &'a [T]);
-impl<T: Real> Kernel for DiffSquares<'_, T> {
-    type Output = T;
-    #[inline(always)]
-    fn run<I: Isa>(self) -> T {
-        const L: usize = 16;
-        let (a, b) = (self.0.chunks_exact(L), self.1.chunks_exact(L));
-        let mut total = T::ZERO;
-        for (&p, &q) in a.remainder().iter().zip(b.remainder()) {
-            total += (p - q) * (p - q);
-        }
-        let mut acc = [T::ZERO; L];
-        for (ca, cb) in a.zip(b) {
-            for j in 0..L {
-                let diff = opaque::<_, I>(ca[j]) - cb[j];
-                acc[j] = madd::<T, I>(diff, diff, acc[j]);
-            }
-        }
-        acc.iter().fold(total, |s, &v| s + v)
     }
 }
 
