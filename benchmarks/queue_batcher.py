@@ -6,7 +6,12 @@
 2. Dynamic batching: 16 client threads send single requests (256 floats) to an MLP
    (Linear 256->1024, GELU, Linear 1024->256; torch.set_num_threads(2), inference_mode):
    throughput and p50/p99 latency of per-request calls, of a Batcher, and the ideal
-   throughput of calling the model on pre-stacked batches of 64 from one thread.
+   throughput of calling the model on pre-stacked batches of 64 from one thread; the p99
+   also in the steady state (while all 16 clients are active), and the most any batcher can
+   give 16 synchronous clients (16-row batches back to back, model only).
+3. What the batcher's share is made of: its one-caller round trip, its throughput with 16
+   callers and no model, 16 threads doing nothing but GIL hand-offs, and the cost of waking
+   a thread on another CPU (a two-thread ping-pong across two CPUs and on one CPU).
 
 Candidates are interleaved round by round after a warm-up; medians are reported.
 Goals (issue 6): queue >= 2x queue.Queue; batcher >= 15x per-request and >= 50% of the
@@ -31,6 +36,7 @@ import queue  # noqa: E402
 sys.path.insert(0, str(_HERE))
 
 import argparse  # noqa: E402
+import os  # noqa: E402
 import statistics  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
@@ -132,40 +138,61 @@ class Serving:
     """One way of serving requests, measured over rounds."""
 
     name: str
-    run: Callable[[], tuple[int, float, list[float]]]  # -> requests, seconds, latencies
+    run: Callable[[], Clients]
     throughputs: list[float] = field(default_factory=list)
     latencies: list[float] = field(default_factory=list)
+    steady_latencies: list[float] = field(default_factory=list)
 
     def measure(self, keep: bool) -> None:
-        requests, seconds, latencies = self.run()
+        clients = self.run()
         if keep:
-            self.throughputs.append(requests / seconds)
-            self.latencies.extend(latencies)
+            self.throughputs.append(clients.requests / clients.seconds)
+            self.latencies.extend(clients.latencies)
+            self.steady_latencies.extend(clients.steady_latencies)
 
     @property
     def throughput(self) -> float:
         return statistics.median(self.throughputs)
 
-    def latency(self, q: float) -> float:
-        ordered = sorted(self.latencies)
-        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
+    def latency(self, q: float, *, steady: bool = False) -> float:
+        return quantile(self.steady_latencies if steady else self.latencies, q)
+
+
+def quantile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
+
+
+@dataclass
+class Clients:
+    """What one run of the client threads measured."""
+
+    requests: int
+    seconds: float
+    latencies: list[float]
+    # The requests sent while every client was active: issued after the last client's first
+    # request and answered before the first client's last answer. A closed-loop run ramps
+    # up and down (at the ends fewer than CLIENTS callers are active, and a batcher's batch
+    # may wait its whole max_wait for callers that are not coming); this is the
+    # steady state between.
+    steady_latencies: list[float]
 
 
 def run_clients(
     call: Callable[[torch.Tensor], Any], inputs: torch.Tensor, per_client: int
-) -> tuple[int, float, list[float]]:
+) -> Clients:
     """CLIENTS threads each send `per_client` single requests through `call`, timed."""
-    latencies: list[list[float]] = [[] for _ in range(CLIENTS)]
+    spans: list[list[tuple[float, float]]] = [[] for _ in range(CLIENTS)]
     start_line = threading.Barrier(CLIENTS + 1)
 
     def client(c: int) -> None:
-        mine = latencies[c]
+        mine = spans[c]
         rows = [inputs[(c * per_client + i) % len(inputs)] for i in range(per_client)]
         start_line.wait()
         for x in rows:
             t0 = time.perf_counter()
             call(x)
-            mine.append(time.perf_counter() - t0)
+            mine.append((t0, time.perf_counter()))
 
     threads = [threading.Thread(target=client, args=(c,)) for c in range(CLIENTS)]
     for t in threads:
@@ -175,7 +202,19 @@ def run_clients(
     for t in threads:
         t.join()
     seconds = time.perf_counter() - t0
-    return CLIENTS * per_client, seconds, [x for mine in latencies for x in mine]
+    all_active_from = max(mine[0][0] for mine in spans)
+    all_active_until = min(mine[-1][1] for mine in spans)
+    return Clients(
+        requests=CLIENTS * per_client,
+        seconds=seconds,
+        latencies=[end - start for mine in spans for start, end in mine],
+        steady_latencies=[
+            end - start
+            for mine in spans
+            for start, end in mine
+            if start >= all_active_from and end <= all_active_until
+        ],
+    )
 
 
 def in_thread(fn: Callable[[], Any]) -> Any:
@@ -232,17 +271,17 @@ def batching_benchmark(rounds: int) -> dict[str, Any]:
     ideal_calls = 100
     round_stats: list[list[rq.BatcherStats]] = [[] for _ in configs]
 
-    def ideal() -> tuple[int, float, list[float]]:
+    def ideal() -> Clients:
         for _ in range(5):
             infer(ideal_batch)
         t0 = time.perf_counter()
         for _ in range(ideal_calls):
             infer(ideal_batch)
-        return IDEAL_BATCH * ideal_calls, time.perf_counter() - t0, []
+        return Clients(IDEAL_BATCH * ideal_calls, time.perf_counter() - t0, [], [])
 
     def served(
         config: dict[str, float], per_client: int, via_future: bool, stats: list[Any] | None
-    ) -> tuple[int, float, list[float]]:
+    ) -> Clients:
         """A fresh Batcher per round (its worker, the only torch thread, exits at close)."""
         with rq.Batcher(infer, **config) as batcher:  # type: ignore[arg-type]
             call = (lambda x: batcher.submit(x).result()) if via_future else batcher
@@ -281,7 +320,7 @@ def batching_benchmark(rounds: int) -> dict[str, Any]:
     second.start()
     time.sleep(0.2)
     contended_runs = [in_thread(ideal) for _ in range(3)]
-    contended = statistics.median(n / seconds for n, seconds, _ in contended_runs)
+    contended = statistics.median(run.requests / run.seconds for run in contended_runs)
     parked.set()
     second.join()
 
@@ -297,16 +336,19 @@ def batching_benchmark(rounds: int) -> dict[str, Any]:
     )
     print(
         f"  {'serving':<46} {'req/s':>9} {'vs per-req':>10} {'vs ideal':>9} {'p50':>9} {'p99':>9}"
+        f" {'steady p99':>10}"
     )
     rows = []
     for s in servings:
         has_latency = bool(s.latencies)
         p50, p99 = s.latency(0.5), s.latency(0.99)
+        steady_p99 = s.latency(0.99, steady=True)
         print(
             f"  {s.name:<46} {s.throughput:9.0f} {s.throughput / per_request:9.1f}x "
             f"{s.throughput / ideal_throughput:8.0%} "
             f"{format_seconds(p50) if has_latency else '-':>9} "
-            f"{format_seconds(p99) if has_latency else '-':>9}"
+            f"{format_seconds(p99) if has_latency else '-':>9} "
+            f"{format_seconds(steady_p99) if has_latency else '-':>10}"
         )
         rows.append(
             {
@@ -317,11 +359,21 @@ def batching_benchmark(rounds: int) -> dict[str, Any]:
                 "vs_ideal": s.throughput / ideal_throughput,
                 "latency_p50_s": p50 if has_latency else None,
                 "latency_p99_s": p99 if has_latency else None,
+                "latency_p99_steady_s": steady_p99 if has_latency else None,
+                "steady_requests": len(s.steady_latencies),
             }
         )
     print(
         "  one batch's compute time (1 thread): "
         + ", ".join(f"{n}: {format_seconds(t)}" for n, t in compute.items())
+    )
+    # With CLIENTS synchronous callers no batch holds more than CLIENTS rows, so no batcher
+    # can beat back-to-back CLIENTS-row batches with zero cost per request.
+    compute_cap = CLIENTS / compute[CLIENTS]
+    print(
+        f"  {CLIENTS}-row batches back to back (compute only, the cap for {CLIENTS} callers): "
+        f"{compute_cap:.0f} req/s = {compute_cap / per_request:.1f}x per-request, "
+        f"{compute_cap / ideal_throughput:.0%} of ideal"
     )
     print(
         f"  ideal with a second torch thread alive (libgomp stops spinning): "
@@ -338,6 +390,7 @@ def batching_benchmark(rounds: int) -> dict[str, Any]:
             "fraction_of_ideal": serving.throughput / ideal_throughput,
             "goal_fraction_of_ideal": 0.5,
             "latency_p99_s": serving.latency(0.99),
+            "latency_p99_steady_s": serving.latency(0.99, steady=True),
             "goal_latency_p99_s": bound,
             **st,
         }
@@ -350,12 +403,15 @@ def batching_benchmark(rounds: int) -> dict[str, Any]:
             f"{goal['fraction_of_ideal']:.0%} of ideal (goal 50%: "
             f"{met(goal['fraction_of_ideal'] >= 0.5)}), "
             f"p99 {format_seconds(goal['latency_p99_s'])} "
-            f"(goal <= {format_seconds(bound)}: {met(goal['latency_p99_s'] <= bound)})"
+            f"(goal <= {format_seconds(bound)}: {met(goal['latency_p99_s'] <= bound)}; "
+            f"steady state {format_seconds(goal['latency_p99_steady_s'])}: "
+            f"{met(goal['latency_p99_steady_s'] <= bound)})"
         )
     return {
         "clients": CLIENTS,
         "servings": rows,
         "batch_compute_s": {str(n): t for n, t in compute.items()},
+        "compute_only_cap_rps": compute_cap,
         "ideal_with_second_torch_thread_rps": contended,
         "goals": goals,
     }
@@ -403,11 +459,80 @@ def gil_floor(rounds: int) -> dict[str, Any]:
     iteration (what any synchronous client of a worker thread must do), as iterations/s."""
     samples = []
     for _ in range(rounds):
-        _, seconds, _ = run_clients(lambda x: time.sleep(0), torch.zeros(1, 1), 400)
-        samples.append(CLIENTS * 400 / seconds)
+        run = run_clients(lambda x: time.sleep(0), torch.zeros(1, 1), 400)
+        samples.append(run.requests / run.seconds)
     rate = statistics.median(samples)
     print(f"\n  GIL floor: {CLIENTS} threads doing one GIL release per iteration: {rate:,.0f} it/s")
     return {"threads": CLIENTS, "iterations_per_s": rate}
+
+
+def batcher_overhead(rounds: int) -> dict[str, Any]:
+    """The batcher's own cost with CLIENTS callers: fn returns its batch (no model), so
+    everything measured is submitting, stacking, splitting, waking and GIL hand-offs."""
+    x = torch.randn(256)
+    samples = []
+    with rq.Batcher(lambda batch: batch, max_batch_size=CLIENTS, max_wait_ms=2.0) as batcher:
+        run_clients(batcher, x.expand(8, 256), 200)  # warm-up
+        for _ in range(rounds):
+            run = run_clients(batcher, x.expand(8, 256), 400)
+            samples.append(run.requests / run.seconds)
+    rate = statistics.median(samples)
+    print(
+        f"\n  batcher alone ({CLIENTS} callers, fn returns its batch): {rate:,.0f} req/s, "
+        f"{1e6 / rate:.1f} µs per request"
+    )
+    return {"clients": CLIENTS, "requests_per_s": rate, "samples": samples}
+
+
+def wake_cost(rounds: int) -> dict[str, Any] | None:
+    """Round trips between two threads through two Queue(1)s: each round trip is two
+    wake-ups of a parked thread. Measured with the threads on two different CPUs and on one
+    CPU: the difference is what waking a thread on another, idle CPU costs (on a VM, an
+    idle virtual CPU that halted must be woken by the host)."""
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    if len(cpus) < 2:
+        return None
+    trips = 20_000
+
+    def ping_pong(cpu_a: int, cpu_b: int) -> float:
+        there: rq.Queue[int] = rq.Queue(1)
+        back: rq.Queue[int] = rq.Queue(1)
+        ready = threading.Barrier(2)
+
+        def echo() -> None:
+            os.sched_setaffinity(0, {cpu_b})
+            ready.wait()
+            for _ in range(trips):
+                back.put(there.get())
+
+        def drive() -> float:
+            os.sched_setaffinity(0, {cpu_a})
+            ready.wait()
+            t0 = time.perf_counter()
+            for i in range(trips):
+                there.put(i)
+                back.get()
+            return (time.perf_counter() - t0) / trips
+
+        other = threading.Thread(target=echo)
+        other.start()
+        seconds = in_thread(drive)
+        other.join()
+        return seconds
+
+    across, same = [], []
+    for _ in range(rounds):
+        across.append(ping_pong(cpus[0], cpus[1]))
+        same.append(ping_pong(cpus[0], cpus[0]))
+    result = {
+        "round_trip_two_cpus_s": statistics.median(across),
+        "round_trip_one_cpu_s": statistics.median(same),
+    }
+    print(
+        f"  thread ping-pong round trip: {format_seconds(result['round_trip_two_cpus_s'])} "
+        f"across two CPUs, {format_seconds(result['round_trip_one_cpu_s'])} on one CPU"
+    )
+    return result
 
 
 def main() -> None:
@@ -424,6 +549,8 @@ def main() -> None:
     batching = batching_benchmark(args.rounds)
     trip = round_trip(args.rounds)
     floor = gil_floor(args.rounds)
+    overhead = batcher_overhead(args.rounds)
+    wakes = wake_cost(args.rounds)
 
     ours = {
         r["threads"]: r
@@ -445,6 +572,8 @@ def main() -> None:
             "batching": batching,
             "round_trip": trip,
             "gil_floor": floor,
+            "batcher_alone": overhead,
+            "wake_cost": wakes,
         },
     )
 
