@@ -454,14 +454,22 @@ def round_trip(rounds: int) -> dict[str, Any]:
     return {"latency_p50_s": p50, "latency_p99_s": p99}
 
 
+def client_rate(
+    call: Callable[[torch.Tensor], Any], inputs: torch.Tensor, rounds: int
+) -> tuple[float, list[float]]:
+    """Calls per second of CLIENTS threads sending 400 calls each: the median over
+    `rounds` runs, and every run's."""
+    samples = []
+    for _ in range(rounds):
+        run = run_clients(call, inputs, 400)
+        samples.append(run.requests / run.seconds)
+    return statistics.median(samples), samples
+
+
 def gil_floor(rounds: int) -> dict[str, Any]:
     """The cost of the GIL alone: 16 threads that each release and retake it once per
     iteration (what any synchronous client of a worker thread must do), as iterations/s."""
-    samples = []
-    for _ in range(rounds):
-        run = run_clients(lambda x: time.sleep(0), torch.zeros(1, 1), 400)
-        samples.append(run.requests / run.seconds)
-    rate = statistics.median(samples)
+    rate, _ = client_rate(lambda x: time.sleep(0), torch.zeros(1, 1), rounds)
     print(f"\n  GIL floor: {CLIENTS} threads doing one GIL release per iteration: {rate:,.0f} it/s")
     return {"threads": CLIENTS, "iterations_per_s": rate}
 
@@ -470,13 +478,9 @@ def batcher_overhead(rounds: int) -> dict[str, Any]:
     """The batcher's own cost with CLIENTS callers: fn returns its batch (no model), so
     everything measured is submitting, stacking, splitting, waking and GIL hand-offs."""
     x = torch.randn(256)
-    samples = []
     with rq.Batcher(lambda batch: batch, max_batch_size=CLIENTS, max_wait_ms=2.0) as batcher:
         run_clients(batcher, x.expand(8, 256), 200)  # warm-up
-        for _ in range(rounds):
-            run = run_clients(batcher, x.expand(8, 256), 400)
-            samples.append(run.requests / run.seconds)
-    rate = statistics.median(samples)
+        rate, samples = client_rate(batcher, x.expand(8, 256), rounds)
     print(
         f"\n  batcher alone ({CLIENTS} callers, fn returns its batch): {rate:,.0f} req/s, "
         f"{1e6 / rate:.1f} µs per request"
